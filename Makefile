@@ -1,0 +1,53 @@
+# Two commands do everything on a fresh machine:
+#   make round   set up, then run one self-play round on the CPU default (Rocq, tiny model)
+#   make test    set up, then run the test suite
+# Each target prints the commands it runs.
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STP         := $(VENV)/bin/stp
+CONFIG      ?= configs/tiny-rocq.yaml
+# torch is pinned here, not in pyproject: 2.13.0 is the local CPU wheel, an unpinned torch
+# pulls a multi-GB CUDA build. GPU machines install the `gpu` extra and let vLLM choose.
+TORCH_CPU   := torch==2.13.0
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup coq round eval test test-fast lint format clean-venv
+
+setup: $(VENV)/.stamp coq
+
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install $(TORCH_CPU)
+	$(PY) -m pip install -e '.[dist,dev]'
+	touch $@
+
+coq:
+	@command -v coqtop >/dev/null || { echo "+ apt-get install -y coq"; \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y coq; }
+
+round: setup
+	$(STP) round --config $(CONFIG)
+
+eval: setup
+	$(STP) eval --config $(CONFIG)
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff format --check stp tests scripts
+	$(VENV)/bin/ruff check stp tests scripts
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format stp tests scripts
+	$(VENV)/bin/ruff check --fix stp tests scripts
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+from stp.cli import main
+
+raise SystemExit(main())

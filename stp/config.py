@@ -1,0 +1,441 @@
+"""Configuration: one dataclass per stage, loaded from YAML, overridden from the command line.
+
+A config file is YAML with one mapping per stage::
+
+    run:
+      name: tiny-rocq
+    sampling:
+      temperature: 1.0
+    selection:
+      window_high: 0.25
+
+Every field can be overridden on the command line, either as ``--set selection.window_high=0.2``
+(repeatable) or as a per-field flag ``--selection.window_high 0.2``. Values are parsed as YAML
+scalars and checked against the field's type on load; an error names the field and what it
+accepts. ``stp config show --config X`` prints the merged, resolved result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override names an unknown field or gives a value the field cannot take."""
+
+
+def _field(default: Any, help: str) -> Any:
+    """A dataclass field with help text (shown by ``--help`` and ``stp config show --help``)."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+Backend = Literal["rocq", "lean", "isabelle"]
+
+
+@dataclass
+class RunConfig:
+    """What the run is and where its artifacts land."""
+
+    name: str = _field("tiny-rocq", "Run name; artifacts go to <output_dir>/<name>/.")
+    output_dir: str = _field("runs", "Folder that holds every run.")
+    base_model: str = _field(
+        "artifacts/tiny-rocq-model",
+        "Starting model: a local folder with save_pretrained files, or a hub id (GPU configs).",
+    )
+    mode: Literal["stp", "expert_iteration", "parallel_sampling"] = _field(
+        "stp",
+        "stp: conjecturer and prover self-play; expert_iteration: no conjectures, only unproved "
+        "statements are sampled; parallel_sampling: a fixed model, no training.",
+    )
+    seed: int = _field(0, "Global random seed; a resumed run reproduces the same artifacts.")
+
+    def validate(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"run.name: must be a non-empty name without '/', got {self.name!r}")
+
+
+@dataclass
+class SamplingConfig:
+    """How completions are sampled from the model (prover and conjecturer alike)."""
+
+    backend: Literal["hf", "vllm"] = _field(
+        "hf", "hf: transformers generate (CPU or one GPU); vllm: vLLM on GPUs (extra `gpu`)."
+    )
+    temperature: float = _field(1.0, "Sampling temperature.")
+    top_p: float = _field(0.95, "Nucleus sampling mass.")
+    max_new_tokens: int = _field(512, "Longest completion, in tokens.")
+    batch_size: int = _field(8, "Prompts per generate call (hf backend).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _field(
+        "auto", "Model weights dtype; auto is float32 on CPU and bfloat16 on GPU."
+    )
+    tensor_parallel_size: int = _field(1, "GPUs one vLLM engine spans (vllm backend).")
+    data_parallel_size: int = _field(
+        1, "Independent vLLM engines, one per GPU group (vllm backend)."
+    )
+    gpu_memory_utilization: float = _field(0.9, "Share of GPU memory vLLM may take.")
+    enable_prefix_caching: bool = _field(
+        True, "Reuse the KV cache of shared prompt prefixes (vllm)."
+    )
+
+    def validate(self) -> None:
+        if self.temperature < 0:
+            raise ConfigError(f"sampling.temperature: must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"sampling.top_p: must be in (0, 1], got {self.top_p}")
+        for name in ("max_new_tokens", "batch_size", "tensor_parallel_size", "data_parallel_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"sampling.{name}: must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class VerificationConfig:
+    """Which proof assistant checks proofs, and how its workers run."""
+
+    backend: Backend = _field(
+        "rocq", "Proof assistant: rocq (coqtop), lean (Lean 4 REPL), isabelle."
+    )
+    workers: int = _field(0, "Local verifier processes; 0 means one per CPU core.")
+    timeout_s: float = _field(20.0, "Wall-clock limit for checking one proof, in seconds.")
+    memory_limit_mb: int = _field(
+        4096, "Address-space limit of each verifier process (Lean with Mathlib wants about 8192)."
+    )
+    jobs_per_worker: int = _field(
+        500, "Retire and restart a worker after this many jobs (memory grows with use)."
+    )
+    coqtop: str = _field("coqtop", "Rocq/Coq toplevel to run (rocq backend).")
+    repl_cmd: str = _field("lake exe repl", "Command that starts a Lean REPL (lean backend).")
+    lean_project: str = _field(
+        "lean_project", "Folder the Lean REPL command runs in (pins Lean, Mathlib and the REPL)."
+    )
+    ray_address: str | None = _field(
+        None, "Ray cluster address ('auto' or host:port); set it to verify on Ray workers."
+    )
+
+    def validate(self) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"verification.workers: must be >= 0, got {self.workers}")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"verification.timeout_s: must be > 0, got {self.timeout_s}")
+        if self.jobs_per_worker < 1:
+            raise ConfigError(
+                f"verification.jobs_per_worker: must be >= 1, got {self.jobs_per_worker}"
+            )
+
+
+@dataclass
+class SelectionConfig:
+    """Self-play round parameters; defaults are the STP paper's."""
+
+    seed_pass_rate_min: float = _field(
+        0.35, "A proved dataset statement seeds conjectures when its best pass rate is above this."
+    )
+    trivial_lemma_prob: float = _field(
+        0.5,
+        "Probability that a seed is paired with the trivial lemma instead of one its proof uses.",
+    )
+    max_conjectures: int = _field(2000, "Most new conjectures kept per round (after dedup).")
+    proofs_per_statement: int = _field(32, "Proof attempts per target in each round.")
+    proofs_per_statement_round0: int = _field(64, "Proof attempts per target in round 0.")
+    window_low: float = _field(
+        0.0, "Barely provable: a conjecture's pass rate must be above this (exclusive)."
+    )
+    window_high: float = _field(
+        0.25, "Barely provable: a conjecture's pass rate must be at most this (inclusive)."
+    )
+    elegance_drop_fraction: float = _field(
+        0.2, "Share of selected conjectures dropped as least elegant (longest proof/statement)."
+    )
+    reweight_conjectures: bool = _field(
+        True, "Re-weight selected conjectures toward the still-unproved statements (STP)."
+    )
+    conjecture_weight_cap: float = _field(4.0, "Largest weight one conjecture may get.")
+    prover_pass_rate_max: float = _field(
+        0.5, "Prover examples come from statements whose pass rate is at most this."
+    )
+    length_penalty: float = _field(0.001, "Prover example weight is exp(-length_penalty * len).")
+    replay_rounds: int = _field(3, "Prover examples are drawn from the last this many rounds.")
+    final_max_proofs_per_statement: int = _field(
+        16, "Final re-training keeps at most this many correct proofs per statement."
+    )
+
+    def validate(self) -> None:
+        if not 0.0 <= self.window_low < self.window_high <= 1.0:
+            raise ConfigError(
+                "selection.window_low/window_high: need 0 <= window_low < window_high <= 1, got "
+                f"{self.window_low} and {self.window_high}"
+            )
+        for name in (
+            "seed_pass_rate_min",
+            "trivial_lemma_prob",
+            "elegance_drop_fraction",
+            "prover_pass_rate_max",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"selection.{name}: must be in [0, 1], got {value}")
+
+
+@dataclass
+class TrainingConfig:
+    """Weighted fine-tuning (expert iteration step), run through accelerate."""
+
+    learning_rate: float = _field(1e-4, "Peak learning rate.")
+    epochs: float = _field(1.0, "Passes over the round's training set.")
+    batch_size: int = _field(8, "Sequences per device per step.")
+    gradient_accumulation_steps: int = _field(1, "Steps accumulated before each optimizer update.")
+    max_seq_len: int = _field(1024, "Longest training sequence, in tokens; longer are truncated.")
+    lr_schedule: Literal["cosine", "constant"] = _field("cosine", "Learning-rate schedule.")
+    warmup_ratio: float = _field(0.03, "Share of steps spent warming the learning rate up.")
+    weight_decay: float = _field(0.0, "AdamW weight decay.")
+    mixed_precision: Literal["no", "bf16", "fp16"] = _field("no", "accelerate mixed precision.")
+    save_every_steps: int = _field(200, "Checkpoint interval (a killed run resumes from it).")
+
+    def validate(self) -> None:
+        if self.learning_rate <= 0:
+            raise ConfigError(f"training.learning_rate: must be > 0, got {self.learning_rate}")
+        if self.epochs <= 0:
+            raise ConfigError(f"training.epochs: must be > 0, got {self.epochs}")
+
+
+@dataclass
+class EvaluationConfig:
+    """pass@k evaluation on a benchmark."""
+
+    benchmark: str = _field("minif2f", "Benchmark name (see `stp data list`).")
+    split: str = _field("valid", "Benchmark split: valid or test.")
+    samples: int = _field(8, "Proof attempts per problem.")
+    k: list[int] = _field([1, 8], "k values reported for pass@k.")
+    limit: int | None = _field(None, "Evaluate only the first N problems (smoke runs).")
+
+    def validate(self) -> None:
+        if self.samples < 1:
+            raise ConfigError(f"evaluation.samples: must be >= 1, got {self.samples}")
+        if not self.k or min(self.k) < 1:
+            raise ConfigError(f"evaluation.k: must be a non-empty list of k >= 1, got {self.k}")
+
+
+@dataclass
+class STPConfig:
+    """The whole configuration: one section per stage."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    verification: VerificationConfig = field(default_factory=VerificationConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+
+SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(STPConfig))
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_describe(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it in the field's type."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{where}: expected {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                continue
+        raise bad
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str):  # "1,8,32" from the command line
+            value = [yaml.safe_load(part) for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            raise bad
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if tp is str:
+        if isinstance(value, bool) or value is None:
+            raise bad
+        return str(value)  # YAML may read a model name like 1.5 as a number
+    raise ConfigError(f"{where}: unsupported field type {tp}")
+
+
+def _section_from_dict(cls: type, data: dict[str, Any], section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown field {section}.{unknown[0]}; {section} has: {', '.join(names)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in data.items()}
+    obj = cls(**kwargs)
+    obj.validate()
+    return obj
+
+
+def config_from_dict(data: dict[str, Any]) -> STPConfig:
+    """Build and validate a config from nested plain data (missing fields take defaults)."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"a config is a mapping of sections ({', '.join(SECTIONS)}), got {data!r}"
+        )
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section {unknown[0]!r}; sections are: {', '.join(SECTIONS)}")
+    hints = typing.get_type_hints(STPConfig)
+    sections = {}
+    for name in SECTIONS:
+        body = data.get(name) or {}
+        if not isinstance(body, dict):
+            raise ConfigError(f"{name}: expected a mapping of fields, got {body!r}")
+        sections[name] = _section_from_dict(hints[name], body, name)
+    return STPConfig(**sections)
+
+
+def config_to_dict(config: STPConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _field_type(key: str) -> Any:
+    section, _, name = key.partition(".")
+    if section not in SECTIONS or not name:
+        raise ConfigError(
+            f"override {key!r}: expected <section>.<field> with section in {SECTIONS}"
+        )
+    cls = typing.get_type_hints(STPConfig)[section]
+    hints = typing.get_type_hints(cls)
+    if name not in hints:
+        names = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"unknown field {key}; {section} has: {names}")
+    return hints[name]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"selection.window_high=0.2"`` -> ``("selection.window_high", 0.2)``."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ConfigError(f"override {text!r}: expected <section>.<field>=<value>")
+    tp = _field_type(key)
+    # A string field keeps the text as typed: YAML would turn "1e-3" or "no" into other types.
+    value = raw if tp is str else yaml.safe_load(raw) if raw.strip() else raw
+    return key, value
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> STPConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``key=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    for text in overrides:
+        key, value = parse_override(text)
+        section, _, name = key.partition(".")
+        data.setdefault(section, {})
+        if data[section] is None:
+            data[section] = {}
+        data[section][name] = value
+    return config_from_dict(data)
+
+
+# ------------------------------------------------------------------ command-line glue
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config``, ``--set`` and one ``--section.field`` flag per config field."""
+    parser.add_argument("--config", type=Path, help="YAML config file (defaults when omitted).")
+    parser.add_argument(
+        "--set",
+        dest="config_set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="Override one field; repeatable.",
+    )
+    hints = typing.get_type_hints(STPConfig)
+    for section in SECTIONS:
+        group = parser.add_argument_group(f"{section} config")
+        for f in dataclasses.fields(hints[section]):
+            group.add_argument(
+                f"--{section}.{f.name}",
+                dest=f"config_field:{section}.{f.name}",
+                metavar="V",
+                default=None,
+                help=f"{f.metadata.get('help', '')} (default: {_default_repr(f)})",
+            )
+
+
+def _default_repr(f: dataclasses.Field[Any]) -> str:
+    if f.default_factory is not dataclasses.MISSING:
+        return repr(f.default_factory())
+    return repr(f.default).replace("%", "%%")
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    """The overrides given on the command line, ``--set`` first, per-field flags after."""
+    overrides = list(getattr(args, "config_set", []))
+    for dest, value in vars(args).items():
+        if dest.startswith("config_field:") and value is not None:
+            overrides.append(f"{dest.removeprefix('config_field:')}={value}")
+    return overrides
+
+
+def config_from_args(args: argparse.Namespace, extra_overrides: Sequence[str] = ()) -> STPConfig:
+    """The merged config of a command: file, then ``--set``/per-field flags, then ``extra``."""
+    return load_config(args.config, [*overrides_from_args(args), *extra_overrides])
+
+
+def dump_config(config: STPConfig) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)

@@ -1,0 +1,101 @@
+"""The verifier's vocabulary: a job in, exactly one frozen result out, with a closed verdict."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Verdict(enum.Enum):
+    """What a proof assistant said about one proof. Only ``PROVED`` counts as a proof anywhere."""
+
+    PROVED = "proved"
+    FAILED = "failed"  # the assistant reported an error
+    INCOMPLETE = "incomplete"  # sorry / admit / Admitted
+    UNSOUND = "unsound"  # forbidden axiom, changed statement, banned command
+    TIMEOUT = "timeout"
+    VERIFIER_ERROR = "verifier_error"  # the checker crashed or ran out of memory
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyJob:
+    """Check ``proof`` against the dataset's ``formal_statement`` under ``header``.
+
+    The statement is fixed: the model supplies only the proof, so it cannot change what is proved.
+    """
+
+    id: str
+    header: str
+    formal_statement: str
+    proof: str
+
+    def key(self) -> tuple[str, str, str]:
+        """Identical keys are checked once and the result fanned out."""
+        return (self.header, self.formal_statement, self.proof)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message from the assistant; ``line``/``column`` are relative to the proof text
+    where the backend can map them (1-based line, 0-based column), else to the whole file."""
+
+    severity: str  # "error" | "warning" | "info"
+    text: str
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    id: str
+    verdict: Verdict
+    messages: tuple[Message, ...] = ()
+    axioms: tuple[str, ...] = ()
+    check_seconds: float = 0.0
+    backend: str = ""
+    assistant_version: str = ""
+    detail: str = field(default="", compare=False)  # why, in one line, for non-proved verdicts
+
+    @property
+    def proved(self) -> bool:
+        return self.verdict is Verdict.PROVED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "verdict": self.verdict.value,
+            "messages": [
+                {"severity": m.severity, "text": m.text, "line": m.line, "column": m.column}
+                for m in self.messages
+            ],
+            "axioms": list(self.axioms),
+            "check_seconds": round(self.check_seconds, 4),
+            "backend": self.backend,
+            "assistant_version": self.assistant_version,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> VerifyResult:
+        return cls(
+            id=row["id"],
+            verdict=Verdict(row["verdict"]),
+            messages=tuple(Message(**m) for m in row.get("messages", ())),
+            axioms=tuple(row.get("axioms", ())),
+            check_seconds=float(row.get("check_seconds", 0.0)),
+            backend=row.get("backend", ""),
+            assistant_version=row.get("assistant_version", ""),
+            detail=row.get("detail", ""),
+        )
+
+
+class Verifier(Protocol):
+    """Checks a batch of jobs; returns exactly one result per job, in job order."""
+
+    def verify(
+        self, jobs: Sequence[VerifyJob], progress: Callable[[int], None] | None = None
+    ) -> list[VerifyResult]: ...
+
+    def close(self) -> None: ...
