@@ -1,0 +1,223 @@
+"""Formal languages: how a file is assembled, how prompts look, how completions are parsed.
+
+Everything that depends on the proof assistant's syntax lives here, in one place, so that the
+prompts used for training and for sampling can never drift apart (the original STP's did),
+and the verifier checks exactly the text the prompt showed the model.
+
+Prover prompt (Lean 4 shown; DeepSeek-Prover-V1.5's format, which STP also uses)::
+
+    Complete the following Lean 4 code:
+
+    ```lean4
+    <header><informal statement as a comment><formal statement>
+    <-- the model writes the proof here, then closes the fence
+
+Rocq is the same with a ```coq fence and ``Proof.`` after the statement; the model writes the
+tactics and ``Qed.``. The model supplies only the proof: the statement is the dataset's.
+
+Conjecturer prompt: a seed theorem with its proof and a lemma; the model writes a new theorem
+statement (the "conjecture") after the keyword the prompt ends with.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FENCE = "```"
+
+
+@dataclass(frozen=True, slots=True)
+class FormalLanguage:
+    name: str  # the verifier backend name: "lean", "rocq", "isabelle"
+    display: str  # as written in prompts
+    fence: str  # code-fence language tag
+    theorem_keyword: str
+    proof_open: str  # written after the statement, before the proof
+    proof_close: str  # written after the proof
+    comment_open: str
+    comment_close: str
+
+    # ------------------------------------------------------------------ files
+
+    def assemble(self, header: str, formal_statement: str, proof: str) -> str:
+        """The complete file the verifier checks."""
+        return f"{header}{formal_statement}{self.proof_open}{proof}{self.proof_close}"
+
+    # ---------------------------------------------------------------- prover
+
+    def _comment(self, text: str | None) -> str:
+        if not text:
+            return ""
+        safe = text.replace(self.comment_close, " ").strip()
+        return f"{self.comment_open} {safe} {self.comment_close}\n"
+
+    def prover_prompt(
+        self, header: str, formal_statement: str, informal_statement: str | None = None
+    ) -> str:
+        return (
+            f"Complete the following {self.display} code:\n\n"
+            f"{FENCE}{self.fence}\n{header}{self._comment(informal_statement)}"
+            f"{formal_statement}{self.proof_open}"
+        )
+
+    def prover_completion(self, proof: str) -> str:
+        """The training target for a proof: what the model should write after the prompt."""
+        return f"{proof.strip()}{self.proof_close}\n{FENCE}"
+
+    def parse_proof(self, completion: str, formal_statement: str | None = None) -> str:
+        """The proof inside a sampled completion: cut at the closing fence; drop the proof
+        closer the assembly adds back; drop a restated statement. A truncated completion (no
+        closing fence) is kept as it is: the verifier rejects it if it does not check."""
+        text = completion.split(FENCE, 1)[0]
+        if formal_statement:
+            at = text.find(formal_statement)
+            if at != -1:  # the model restated the theorem: keep what follows it
+                text = text[at + len(formal_statement) :]
+                if self.proof_open.strip() and text.lstrip().startswith(self.proof_open.strip()):
+                    text = text.lstrip()[len(self.proof_open.strip()) :]
+        text = text.rstrip()
+        closer = self.proof_close.strip()
+        if closer and text.endswith(closer):
+            text = text[: -len(closer)].rstrip()
+        return text.strip("\n")
+
+    # ----------------------------------------------------------- conjecturer
+
+    def conjecturer_prompt(
+        self,
+        header: str,
+        seed_statement: str,
+        seed_proof: str,
+        lemma: str | None,
+    ) -> str:
+        """Ask for a new theorem related to the seed whose proof may use ``lemma``.
+        ``lemma`` is None for the trivial lemma (no lemma to use)."""
+        seed = self.assemble("", seed_statement, seed_proof)
+        lemma_part = (
+            f"{self._comment('Lemma that the new theorem should use:')}{lemma.strip()}\n\n"
+            if lemma
+            else ""
+        )
+        return (
+            f"Complete the following {self.display} code with a new theorem that is related "
+            "to the given theorem and whose proof can use the given lemma:\n\n"
+            f"{FENCE}{self.fence}\n{header}{self._comment('Given theorem:')}{seed}\n\n"
+            f"{lemma_part}{self._comment('New theorem:')}{self.theorem_keyword} "
+        )
+
+    def conjecture_completion(self, formal_statement: str) -> str:
+        """Training target for the conjecturer: the statement after the keyword."""
+        body = formal_statement.strip()
+        if body.startswith(self.theorem_keyword + " "):
+            body = body[len(self.theorem_keyword) + 1 :]
+        return f"{body}\n{FENCE}"
+
+    def parse_conjecture(self, completion: str, name: str) -> str | None:
+        """The statement a conjecturer completion proposes, renamed to ``name``, in the
+        dataset's form (ready for ``assemble``); None when it is not a well-formed statement."""
+        raise NotImplementedError
+
+
+class _Rocq(FormalLanguage):
+    _NAME = re.compile(r"^\s*([A-Za-z_][\w']*)")
+
+    def parse_conjecture(self, completion: str, name: str) -> str | None:
+        text = completion.split(FENCE, 1)[0]
+        end = rocq_sentence_end(text)
+        if end is None:
+            return None
+        body = text[:end].strip()  # "<name> <binders> : <type>."
+        match = self._NAME.match(body)
+        if match is None or ":" not in body[match.end() :]:
+            return None
+        rest = body[match.end() :].strip()
+        if len(rest) < 4 or FENCE in rest:
+            return None
+        return f"Theorem {name} {rest}"
+
+
+class _Lean(FormalLanguage):
+    _NAME = re.compile(r"^\s*([^\s(\[{:]+)")
+
+    def parse_conjecture(self, completion: str, name: str) -> str | None:
+        text = completion.split(FENCE, 1)[0]
+        at = text.find(":=")
+        if at == -1:
+            return None
+        body = text[:at].strip()
+        match = self._NAME.match(body)
+        if match is None:
+            return None
+        rest = body[match.end() :].strip()
+        if ":" not in rest or "sorry" in rest:
+            return None
+        return f"theorem {name} {rest} := by"
+
+
+def rocq_sentence_end(text: str) -> int | None:
+    """Index just past the first sentence-ending ``.`` of Rocq text (a period followed by
+    white space or the end), skipping comments and strings; None when there is none."""
+    depth = 0
+    in_string = False
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if in_string:
+            if c == '"':
+                in_string = False
+        elif text.startswith("(*", i):
+            depth += 1
+            i += 2
+            continue
+        elif depth and text.startswith("*)", i):
+            depth -= 1
+            i += 2
+            continue
+        elif depth == 0:
+            if c == '"':
+                in_string = True
+            elif (
+                c == "."
+                and (i + 1 == n or text[i + 1].isspace())
+                and (i == 0 or text[i - 1] != ".")  # ".." is not a sentence end
+            ):
+                return i + 1
+        i += 1
+    return None
+
+
+ROCQ = _Rocq(
+    name="rocq",
+    display="Rocq",
+    fence="coq",
+    theorem_keyword="Theorem",
+    proof_open="\nProof.\n",
+    proof_close="\nQed.",
+    comment_open="(*",
+    comment_close="*)",
+)
+
+LEAN = _Lean(
+    name="lean",
+    display="Lean 4",
+    fence="lean4",
+    theorem_keyword="theorem",
+    proof_open="\n",
+    proof_close="",
+    comment_open="/--",
+    comment_close="-/",
+)
+
+LANGUAGES: dict[str, FormalLanguage] = {"rocq": ROCQ, "lean": LEAN}
+
+
+def language(name: str) -> FormalLanguage:
+    """The formal language of a verifier backend name (``"rocq"``, ``"lean"``)."""
+    try:
+        return LANGUAGES[name]
+    except KeyError:
+        raise ValueError(
+            f"no prompt format for {name!r}; formats exist for: {', '.join(LANGUAGES)}"
+        ) from None

@@ -1,0 +1,98 @@
+import pytest
+
+from stp.data import load_benchmark
+from stp.languages import LEAN, ROCQ, language, rocq_sentence_end
+
+
+def test_assemble_matches_sources_md():
+    s = load_benchmark("minif2f", "rocq", "valid")[0]
+    assert ROCQ.assemble(s.header, s.formal_statement, "lia.") == (
+        s.header + s.formal_statement + "\nProof.\n" + "lia." + "\nQed."
+    )
+    t = load_benchmark("minif2f", "lean", "valid")[0]
+    assert (
+        LEAN.assemble(t.header, t.formal_statement, "  simp")
+        == t.header + t.formal_statement + "\n  simp"
+    )
+
+
+def test_prompt_plus_completion_is_the_checked_file():
+    s = load_benchmark("minif2f", "rocq", "valid")[0]
+    prompt = ROCQ.prover_prompt(s.header, s.formal_statement)
+    completion = ROCQ.prover_completion("intros. lia.")
+    assert (prompt + completion).endswith(
+        ROCQ.assemble(s.header, s.formal_statement, "intros. lia.") + "\n```"
+    )
+    assert ROCQ.parse_proof(completion) == "intros. lia."
+
+
+@pytest.mark.parametrize(
+    ("completion", "proof"),
+    [
+        ("intros.\nlia.\nQed.\n```\nsome chatter", "intros.\nlia."),
+        (
+            "intros.\nlia.\nQed.",
+            "intros.\nlia.",
+        ),  # no fence: truncated or stopped at the stop string
+        ("intros.\nsimpl", "intros.\nsimpl"),  # truncated mid-proof: kept, the verifier decides
+        ("Theorem t : True.\nProof.\nexact I.\nQed.\n```", "exact I."),  # restated statement
+    ],
+)
+def test_parse_rocq_proof(completion, proof):
+    assert ROCQ.parse_proof(completion, "Theorem t : True.") == proof
+
+
+def test_parse_lean_proof_strips_restated_statement():
+    stmt = "theorem t : 1 + 1 = 2 := by"
+    assert LEAN.parse_proof("  norm_num\n```") == "  norm_num"
+    assert LEAN.parse_proof(f"{stmt}\n  norm_num\n```\n", stmt) == "  norm_num"
+
+
+def test_informal_statement_is_a_comment():
+    prompt = LEAN.prover_prompt("import Mathlib\n", "theorem t : True := by", "Show -/ truth.")
+    assert (
+        "/-- Show   truth. -/\ntheorem t" in prompt
+    )  # a '-/' in the text cannot close the comment early
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ("foo (n : nat) : n + 0 = n.\nProof. lia. Qed.\n```", "Theorem c1 (n : nat) : n + 0 = n."),
+        ("bar : forall x : R, (x * 1 = x)%R.```", "Theorem c1 : forall x : R, (x * 1 = x)%R."),
+        ("baz : 1.5 = 1.5", None),  # no sentence end: truncated
+        ("(* no name *) : True.", None),
+        ("qux.", None),  # no type
+    ],
+)
+def test_parse_rocq_conjecture(completion, expected):
+    assert ROCQ.parse_conjecture(completion, "c1") == expected
+
+
+def test_parse_lean_conjecture():
+    assert LEAN.parse_conjecture("foo (x : ℕ) : x + 0 = x := by\n  simp\n```", "c2") == (
+        "theorem c2 (x : ℕ) : x + 0 = x := by"
+    )
+    assert LEAN.parse_conjecture("foo (x : ℕ) x + 0 = x", "c2") is None
+
+
+def test_conjecturer_round_trip():
+    prompt = ROCQ.conjecturer_prompt(
+        "Require Import Arith.\n",
+        "Theorem s : 0 = 0.",
+        "reflexivity.",
+        "Nat.add_0_r : forall n, n + 0 = n",
+    )
+    assert prompt.endswith("Theorem ") and "Nat.add_0_r" in prompt and "Qed." in prompt
+    completion = ROCQ.conjecture_completion("Theorem new (n : nat) : n + 0 + 0 = n.")
+    assert ROCQ.parse_conjecture(completion, "c") == "Theorem c (n : nat) : n + 0 + 0 = n."
+
+
+def test_sentence_end_skips_comments_and_strings():
+    assert rocq_sentence_end('x (* a. b *) "c. d" y. z') == len('x (* a. b *) "c. d" y.')
+    assert rocq_sentence_end("Nat.add_0_r n") is None
+
+
+def test_unknown_language():
+    with pytest.raises(ValueError, match="no prompt format for 'coq'"):
+        language("coq")
