@@ -212,17 +212,38 @@ class TrainingConfig:
 class EvaluationConfig:
     """pass@k evaluation on a benchmark."""
 
-    benchmark: str = _field("minif2f", "Benchmark name (see `stp data list`).")
-    split: str = _field("valid", "Benchmark split: valid or test.")
+    benchmark: str = _field(
+        "minif2f",
+        "Bundled benchmark name (see `stp data list`), or a path to a JSONL file of the "
+        "benchmark schema.",
+    )
+    split: str = _field("valid", "Benchmark split: valid or test (or a split of the JSONL).")
     samples: int = _field(8, "Proof attempts per problem.")
     k: list[int] = _field([1, 8], "k values reported for pass@k.")
     limit: int | None = _field(None, "Evaluate only the first N problems (smoke runs).")
+    model: str | None = _field(
+        None, "Model to evaluate: a local folder or a hub id; null means run.base_model."
+    )
+    output: str | None = _field(
+        None,
+        "Folder for attempts and report; null means "
+        "<run.output_dir>/<run.name>/eval/<model>/<benchmark>-<split>-<prover>.",
+    )
+    batch_problems: int = _field(
+        16,
+        "Problems sampled and verified per checkpoint: larger keeps GPUs busier, smaller "
+        "loses less work to a kill.",
+    )
 
     def validate(self) -> None:
         if self.samples < 1:
             raise ConfigError(f"evaluation.samples: must be >= 1, got {self.samples}")
         if not self.k or min(self.k) < 1:
             raise ConfigError(f"evaluation.k: must be a non-empty list of k >= 1, got {self.k}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"evaluation.limit: must be >= 1 or null, got {self.limit}")
+        if self.batch_problems < 1:
+            raise ConfigError(f"evaluation.batch_problems: must be >= 1, got {self.batch_problems}")
 
 
 @dataclass

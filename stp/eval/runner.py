@@ -1,0 +1,398 @@
+"""Sample N proofs per statement, verify them, and record every attempt, resumably.
+
+An evaluation folder holds::
+
+    manifest.json                what is evaluated: model (with a digest of its files), data
+                                 (sha256 of the statements), sampling and checking settings
+    generations/part-NNNNN.json  the sampled completions of one batch of problems
+    attempts/part-NNNNN.json     the verified attempts of that batch, with its timings
+
+Each part is written atomically once its batch is sampled (generations) or checked
+(attempts). A killed evaluation, run again with the same command, keeps every finished
+attempts part, verifies the generations parts that have none (no re-sampling), and samples
+only the problems no part holds. Batches are cut the same way on every run and each is
+seeded from ``run.seed`` and its first problem's position, so a resumed evaluation samples
+what an uninterrupted one would. The manifest is checked first: a folder that holds another
+model's or another benchmark's attempts is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stp import __version__
+from stp.artifacts import atomic_write_json
+from stp.config import STPConfig
+from stp.data import DataError
+from stp.data.benchmarks import BENCHMARKS, Statement, load_benchmark
+from stp.data.benchmarks import load_statements as load_statement_file
+from stp.languages import FENCE, FormalLanguage, language
+from stp.models.sampler import Sampler
+from stp.verify.types import Verdict, Verifier, VerifyJob
+
+MANIFEST = "manifest.json"
+GENERATIONS = "generations"
+ATTEMPTS = "attempts"
+# Fields of the manifest that must match for a run to continue an existing folder.
+IDENTITY = ("model", "benchmark", "split", "prover", "problems", "data_sha256", "samples")
+IDENTITY_SETTINGS = ("sampling", "verification")
+
+
+class EvaluationMismatch(Exception):
+    """The output folder holds an evaluation of something else; pick another folder."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One sampled proof of one problem and the proof assistant's verdict on it."""
+
+    id: str  # "<problem>#<sample>"
+    problem: str
+    sample: int  # 0-based position in the problem's samples, in sampling order
+    proof: str
+    num_tokens: int
+    verdict: Verdict
+    check_seconds: float
+    assistant_version: str
+    detail: str
+
+    @property
+    def proved(self) -> bool:
+        return self.verdict is Verdict.PROVED
+
+    def to_dict(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["verdict"] = self.verdict.value
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Attempt:
+        return cls(**{**row, "verdict": Verdict(row["verdict"])})
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """The statements to evaluate and where they came from."""
+
+    name: str  # bundled name, or the JSONL file's stem
+    source: str  # the file read
+    split: str
+    prover: str
+    statements: tuple[Statement, ...]
+
+
+def load_benchmark_for_eval(
+    benchmark: str, split: str, prover: str, limit: int | None = None
+) -> Benchmark:
+    """A bundled benchmark by name, or a JSONL file of the benchmark schema by path; the
+    first ``limit`` statements of ``split``."""
+    bundled = {entry.benchmark for entry in BENCHMARKS}
+    if benchmark in bundled:
+        statements = load_benchmark(benchmark, prover=prover, split=split)
+        source = next(
+            f"bundled {e.filename}"
+            for e in BENCHMARKS
+            if e.benchmark == benchmark and e.prover == prover
+        )
+        name = benchmark
+    else:
+        path = Path(benchmark)
+        if not path.is_file():
+            raise DataError(
+                f"--benchmark {benchmark!r} is neither a bundled benchmark "
+                f"({', '.join(sorted(bundled))}) nor a JSONL file"
+            )
+        statements = load_statement_file(path, prover)
+        splits = sorted({s.split for s in statements})
+        statements = tuple(s for s in statements if s.split == split)
+        if not statements:
+            raise DataError(f"{path} has no statements in split {split!r}; splits: {splits}")
+        source, name = str(path.resolve()), path.stem
+    names = [s.name for s in statements]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise DataError(f"{source}: statement name {duplicate!r} appears twice in {split}")
+    if limit is not None:
+        statements = statements[:limit]
+    return Benchmark(name, source, split, prover, tuple(statements))
+
+
+def data_digest(statements: Sequence[Statement]) -> str:
+    """sha256 of the statements as evaluated (canonical JSON, one line each, in order)."""
+    digest = hashlib.sha256()
+    for statement in statements:
+        line = json.dumps(dataclasses.asdict(statement), sort_keys=True, ensure_ascii=False)
+        digest.update(line.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def describe_model(model: str) -> dict[str, str | None]:
+    """The model as given, and for a local folder its absolute path and a sha256 over its
+    files (names and contents of the top-level files ``save_pretrained`` writes)."""
+    path = Path(model)
+    if not path.is_dir():
+        return {"name": model, "path": None, "sha256": None}
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(file.name.encode("utf-8") + b"\0")
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return {"name": model, "path": str(path.resolve()), "sha256": digest.hexdigest()}
+
+
+def default_output_dir(config: STPConfig, model: str, benchmark: Benchmark) -> Path:
+    """``<run.output_dir>/<run.name>/eval/<model>/<benchmark>-<split>-<prover>[-first<N>]``."""
+    model_slug = re.sub(r"[^\w.-]+", "--", model.strip("./")) or "model"
+    name = f"{benchmark.name}-{benchmark.split}-{benchmark.prover}"
+    if config.evaluation.limit is not None:
+        name += f"-first{config.evaluation.limit}"
+    return Path(config.run.output_dir) / config.run.name / "eval" / model_slug / name
+
+
+def build_manifest(config: STPConfig, model: str, benchmark: Benchmark) -> dict[str, Any]:
+    return {
+        "model": describe_model(model),
+        "benchmark": benchmark.name,
+        "benchmark_source": benchmark.source,
+        "split": benchmark.split,
+        "prover": benchmark.prover,
+        "problems": [s.name for s in benchmark.statements],
+        "data_sha256": data_digest(benchmark.statements),
+        "samples": config.evaluation.samples,
+        "sampling": {
+            "temperature": config.sampling.temperature,
+            "top_p": config.sampling.top_p,
+            "max_new_tokens": config.sampling.max_new_tokens,
+            "seed": config.run.seed,
+        },
+        "verification": {
+            "backend": config.verification.backend,
+            "timeout_s": config.verification.timeout_s,
+        },
+        "stp_version": __version__,
+        "config": dataclasses.asdict(config),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _check_manifest(existing: dict[str, Any], wanted: dict[str, Any], out_dir: Path) -> None:
+    for key in (*IDENTITY, *IDENTITY_SETTINGS):
+        if existing.get(key) != wanted[key]:
+            shown = key if key != "problems" else "problems (benchmark, split or --limit)"
+            raise EvaluationMismatch(
+                f"{out_dir} holds an evaluation with a different {shown}: continue it with "
+                "the same settings, or pass another --output (or delete the folder)"
+            )
+
+
+# -------------------------------------------------------------------------- folder layout
+
+
+def _parts(out_dir: Path, kind: str) -> dict[int, Path]:
+    folder = out_dir / kind
+    if not folder.is_dir():
+        return {}
+    parts = {}
+    for path in folder.glob("part-*.json"):
+        parts[int(path.stem.removeprefix("part-"))] = path
+    return parts
+
+
+def _part_path(out_dir: Path, kind: str, index: int) -> Path:
+    return out_dir / kind / f"part-{index:05d}.json"
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, Any]:
+    path = Path(out_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {out_dir} is not an evaluation folder")
+    manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return manifest
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """The verified attempts of one batch of problems, with what they cost."""
+
+    problems: tuple[str, ...]
+    attempts: tuple[Attempt, ...]
+    generation_seconds: float
+    verification_seconds: float
+
+
+def read_batches(out_dir: str | Path) -> list[BatchRecord]:
+    """Every finished batch of an evaluation folder, in part order."""
+    records = []
+    for _, path in sorted(_parts(Path(out_dir), ATTEMPTS).items()):
+        body = json.loads(path.read_text(encoding="utf-8"))
+        records.append(
+            BatchRecord(
+                problems=tuple(body["problems"]),
+                attempts=tuple(Attempt.from_dict(a) for a in body["attempts"]),
+                generation_seconds=float(body["generation_seconds"]),
+                verification_seconds=float(body["verification_seconds"]),
+            )
+        )
+    return records
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def _batches(statements: Sequence[Statement], size: int) -> Iterator[tuple[int, list[Statement]]]:
+    for start in range(0, len(statements), size):
+        yield start, list(statements[start : start + size])
+
+
+class _Lazy:
+    """Builds the sampler or verifier on first use, so a finished evaluation loads no model."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self.value: Any = None
+
+    def get(self) -> Any:
+        if self.value is None:
+            self.value = self._factory()
+        return self.value
+
+    def close(self) -> None:
+        if self.value is not None:
+            self.value.close()
+
+
+def evaluate(
+    config: STPConfig,
+    model: str,
+    benchmark: Benchmark,
+    out_dir: str | Path,
+    sampler_factory: Callable[[], Sampler],
+    verifier_factory: Callable[[], Verifier],
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Sample ``evaluation.samples`` proofs of every statement, verify them and record the
+    attempts under ``out_dir``; continues a killed evaluation of the same settings."""
+    out_dir = Path(out_dir)
+    manifest = build_manifest(config, model, benchmark)
+    if (out_dir / MANIFEST).is_file():
+        _check_manifest(read_manifest(out_dir), manifest, out_dir)
+    else:
+        atomic_write_json(out_dir / MANIFEST, manifest)
+
+    lang = language(benchmark.prover)
+    by_name = {s.name: s for s in benchmark.statements}
+    position = {s.name: i for i, s in enumerate(benchmark.statements)}
+    sampler, verifier = _Lazy(sampler_factory), _Lazy(verifier_factory)
+    generated, verified = _parts(out_dir, GENERATIONS), _parts(out_dir, ATTEMPTS)
+    done = {name for record in read_batches(out_dir) for name in record.problems}
+    try:
+        # Batches sampled before a kill but not verified: verify them, do not re-sample.
+        for index in sorted(set(generated) - set(verified)):
+            body = json.loads(generated[index].read_text(encoding="utf-8"))
+            batch = [by_name[name] for name in body["problems"]]
+            log(f"part {index}: verifying {len(batch)} problems sampled before a restart")
+            _verify_batch(out_dir, index, batch, body, lang, verifier.get(), log)
+            done.update(body["problems"])
+
+        remaining = [s for s in benchmark.statements if s.name not in done]
+        if done:
+            log(f"resuming: {len(done)} problems done, {len(remaining)} to go")
+        next_index = max([*generated, *verified], default=-1) + 1
+        size = config.evaluation.batch_problems
+        for offset, (_, batch) in enumerate(_batches(remaining, size)):
+            index = next_index + offset
+            seed = config.run.seed + position[batch[0].name]
+            body = _sample_batch(config, batch, lang, sampler.get(), seed)
+            atomic_write_json(_part_path(out_dir, GENERATIONS, index), body)
+            _verify_batch(out_dir, index, batch, body, lang, verifier.get(), log)
+    finally:
+        sampler.close()
+        verifier.close()
+    return out_dir
+
+
+def _sample_batch(
+    config: STPConfig, batch: list[Statement], lang: FormalLanguage, sampler: Sampler, seed: int
+) -> dict[str, Any]:
+    prompts = [
+        lang.prover_prompt(s.header, s.formal_statement, s.informal_statement) for s in batch
+    ]
+    started = time.monotonic()
+    completions = sampler.generate(
+        prompts,
+        config.evaluation.samples,
+        temperature=config.sampling.temperature,
+        top_p=config.sampling.top_p,
+        max_new_tokens=config.sampling.max_new_tokens,
+        seed=seed,
+        stop=(FENCE,),
+    )
+    return {
+        "problems": [s.name for s in batch],
+        "seed": seed,
+        "seconds": time.monotonic() - started,
+        "completions": [
+            [{"text": c.text, "num_tokens": c.num_tokens} for c in per_problem]
+            for per_problem in completions
+        ],
+    }
+
+
+def _verify_batch(
+    out_dir: Path,
+    index: int,
+    batch: list[Statement],
+    generations: dict[str, Any],
+    lang: FormalLanguage,
+    verifier: Verifier,
+    log: Callable[[str], None],
+) -> None:
+    jobs, meta = [], []
+    for statement, completions in zip(batch, generations["completions"], strict=True):
+        for sample, completion in enumerate(completions):
+            proof = lang.parse_proof(completion["text"], statement.formal_statement)
+            attempt_id = f"{statement.name}#{sample}"
+            jobs.append(VerifyJob(attempt_id, statement.header, statement.formal_statement, proof))
+            meta.append((statement.name, sample, completion["num_tokens"]))
+    started = time.monotonic()
+    results = verifier.verify(jobs)
+    seconds = time.monotonic() - started
+    attempts = [
+        Attempt(
+            id=job.id,
+            problem=problem,
+            sample=sample,
+            proof=job.proof,
+            num_tokens=num_tokens,
+            verdict=result.verdict,
+            check_seconds=result.check_seconds,
+            assistant_version=result.assistant_version,
+            detail=result.detail,
+        )
+        for job, (problem, sample, num_tokens), result in zip(jobs, meta, results, strict=True)
+    ]
+    atomic_write_json(
+        _part_path(out_dir, ATTEMPTS, index),
+        {
+            "problems": [s.name for s in batch],
+            "generation_seconds": generations["seconds"],
+            "verification_seconds": seconds,
+            "attempts": [a.to_dict() for a in attempts],
+        },
+    )
+    proved = sum(a.proved for a in attempts)
+    solved = len({a.problem for a in attempts if a.proved})
+    log(
+        f"part {index}: {len(batch)} problems, {len(attempts)} attempts, {proved} proved "
+        f"({solved} problems solved); sampling {generations['seconds']:.1f}s, "
+        f"checking {seconds:.1f}s"
+    )
