@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from stp.data import load_benchmark
 from stp.languages import ROCQ
 from stp.models import make_sampler
 from stp.models.embed import mean_pooled_embeddings
+from stp.models.errors import MissingExtraError
 from stp.models.sampler import Sampler
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,3 +124,37 @@ def test_mean_pooled_embeddings(tiny_model: Path) -> None:
     # Padding is left out of the mean: a text alone embeds as it does next to a longer one.
     alone = mean_pooled_embeddings(str(tiny_model), texts[:1], batch_size=1)
     np.testing.assert_allclose(alone[0], embeddings[0], atol=1e-5)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is not None, reason="vllm is installed: nothing is missing"
+)
+def test_vllm_backend_without_vllm_names_the_extra(tiny_model: Path) -> None:
+    with pytest.raises(MissingExtraError, match=r"pip install 'stp\[gpu\]'"):
+        make_sampler(str(tiny_model), SamplingConfig(backend="vllm"))
+
+
+@pytest.fixture(scope="module")
+def gpu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Head size 64: vLLM's attention kernels support it (the CPU tiny model's 16 is not)."""
+    corpus = sorted(Path(__file__).parents[1].glob("stp/data/benchmarks/*.jsonl"))
+    out = tmp_path_factory.mktemp("gpu") / "model"
+    argv = ["model", "init", "--corpus", *map(str, corpus), "--out", str(out)]
+    argv += ["--vocab-size", "1000", "--hidden-size", "128", "--heads", "2", "--layers", "2"]
+    assert main(argv) == 0
+    return out
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["hf", "vllm"])
+def test_gpu_sampling(gpu_model: Path, backend: str) -> None:
+    sampler = make_sampler(str(gpu_model), SamplingConfig(backend=backend))
+    kwargs = dict(temperature=1.0, top_p=0.95, max_new_tokens=16, seed=0, stop=["."])
+    try:
+        first = sampler.generate(prompts(3), 4, **kwargs)
+        assert [len(p) for p in first] == [4, 4, 4]
+        assert all(1 <= c.num_tokens <= 16 and "." not in c.text for p in first for c in p)
+        assert len({c.text for c in first[0]}) > 1  # n samples of one prompt differ
+        assert sampler.generate(prompts(3), 4, **kwargs) == first  # seeded
+    finally:
+        sampler.close()
