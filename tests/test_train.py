@@ -163,3 +163,13 @@ def test_train_cli(tiny_model: Path, tmp_path: Path) -> None:
     assert main(argv) == 0
     assert json.loads((out / "training.json").read_text())["training"]["batch_size"] == 2
     assert (out / "tokenizer.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).parents[1].glob("configs/accelerate/*.yaml")), ids=str
+)
+def test_accelerate_configs_parse(path: Path) -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    launch = load_config_from_file(str(path))
+    assert launch.mixed_precision == "bf16" and not launch.use_cpu

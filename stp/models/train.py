@@ -254,6 +254,15 @@ def train(
         # per step (accelerate's default steps it once per process).
         step_scheduler_with_optimizer=False,
     )
+    deepspeed = accelerator.state.deepspeed_plugin
+    if deepspeed is not None:
+        # No DataLoader goes through `prepare`, so DeepSpeed learns the batch shape here;
+        # the training config, not the launch YAML, is the one source of these numbers.
+        deepspeed.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
+        deepspeed.deepspeed_config["gradient_accumulation_steps"] = (
+            config.gradient_accumulation_steps
+        )
+        deepspeed.deepspeed_config["gradient_clipping"] = config.max_grad_norm
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
