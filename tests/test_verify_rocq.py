@@ -162,7 +162,7 @@ def test_loop_times_out_and_the_next_job_is_checked() -> None:
     with make_verifier(config) as verifier:
         results = verifier.verify(
             [
-                nat_job("loop", "let rec loop x := loop x in loop 0."),
+                nat_job("loop", "let rec loop x := (idtac; loop x) in loop 0."),
                 nat_job("after", "lia."),
             ]
         )

@@ -1,42 +1,44 @@
 """Rocq (Coq) backend: warm ``coqtop -q -emacs`` workers, one job at a time each.
 
-A worker loads each header once and remembers the state number after it. A job is three
+A worker loads each header once and remembers the state number after it. A job is a few
 exchanges with coqtop, each ended by ``Check <marker>.`` with a fresh random marker: coqtop
-answers it with an error naming the marker, so the answer shows where our input's output ends.
+answers it with an error naming the marker, so the answer (and the prompt after it, which
+shows the state number and any open proof) marks where the output for our input ends. The
+proof text cannot know the marker, so however much it prints (``idtac`` prints anything, fake
+prompts and errors included) it cannot fake that prompt or anything after it.
 
-1. Statement (no proof text yet, so every answer is trusted)::
+1. The statement; no proof text has run, so every answer is trusted::
 
        Cd "<fresh job dir>".                 (files the proof writes land there; removed after)
-       Definition stp_stmt_<n> := (<dataset statement as one type>).   (elaborated pre-proof)
+       Definition stp_stmt_<n> := (<dataset statement as one type>).
        Module Cand_<n>.
        <dataset statement>
        Proof.
 
    An error here means the statement itself does not elaborate: ``verifier_error``.
 
-2. Proof, then the questions::
+2. ``<proof text> Qed.``: the trusted prompt says whether a proof is still open (Qed did not
+   go through: ``failed``, the common case, which costs no more exchanges). The proof's own
+   output gives only the messages, and errors that make an accepted theorem ``failed`` (the
+   assembled file would not compile): faking an error can only make a proof fail.
 
-       <proof text>
-       Qed.
-       Check stp_end_<n>.     <- nothing after this answer comes from the proof text
-       Abort All.             (a proof still open means Qed did not go through)
-       End Cand_<n>.          (fails if the proof left a section or module open)
-       Definition stp_chk_<n> : stp_stmt_<n> := Cand_<n>.<name>.   (the kernel checks the type)
+3. The questions, every answer trusted::
+
+       End Cand_<n>.                                   (fails if a section/module is left open)
+       Definition stp_chk_<n> : stp_stmt_<n> := Cand_<n>.<name>.   (through the kernel)
        Print Assumptions stp_chk_<n>.
 
-   The proof cannot know the marker, so it cannot fake the answers after it, however much it
-   prints (``idtac`` prints anything, fake prompts included). The verdict is read only from
-   those answers: the kernel accepted the theorem, its type is the statement as elaborated
-   before the proof ran, in a clean top-level environment (outside the module, so a Section
-   hypothesis, a notation or a redefinition inside it changes nothing), and every assumption
-   is a fully qualified standard-library axiom from ``ALLOWED_AXIOMS`` (resolved by ``About``,
-   because ``Print Assumptions`` prints short names), with no unsafe flag (guard, positivity,
-   universes). Errors the proof text raised are read from its own output, only to turn an
-   accepted theorem into ``failed`` (the assembled file would not compile) and to report
-   messages: faking an error can only make a proof fail.
+   So the kernel accepted a theorem whose type is the statement as elaborated before the proof
+   ran, checked in the clean top-level environment (outside the module: a Section hypothesis,
+   a notation or a redefinition inside it changes nothing), with no unsafe flag (guard,
+   positivity, universes).
 
-3. ``About`` for each assumption, then ``BackTo <post-header state>``; the trusted prompt after
-   it must show that state, else the worker is retired.
+4. ``About`` each assumption: ``Print Assumptions`` prints short names, and only fully
+   qualified standard-library axioms from ``ALLOWED_AXIOMS`` pass (a user ``Axiom classic``
+   resolves to ``Top.Cand_<n>.classic``).
+
+5. ``BackTo <post-header state>``; the trusted prompt must show that state with no open proof,
+   else the worker is retired.
 
 Before any of this, ``screen_proof`` rejects proof text that is not made of tactic sentences
 (an allow-list of sentence shapes): a cheap, clear verdict for ``Admitted``, ``Axiom``,
@@ -390,7 +392,7 @@ class RocqWorker:
         coqtop = self._coqtop
         timeout = self._config.timeout_s
         result = self._run_job(job, statement, job_dir, start)
-        # 3b. Back to the post-header state, checked on the trusted prompt.
+        # 5. Back to the post-header state, checked on the trusted prompt.
         output = coqtop.exchange(f"BackTo {self._header_state}.", timeout)
         if _prompt_state(output) != (self._header_state, False):
             self._healthy = False
@@ -404,12 +406,8 @@ class RocqWorker:
         timeout = self._config.timeout_s
         began = time.perf_counter()  # the header load does not count against the proof
         nonce = secrets.token_hex(8)
-        module, stmt, chk, end_marker = (
-            f"Cand_{nonce}",
-            f"stp_stmt_{nonce}",
-            f"stp_chk_{nonce}",
-            f"stp_end_{nonce}",
-        )
+        module, stmt, chk = f"Cand_{nonce}", f"stp_stmt_{nonce}", f"stp_chk_{nonce}"
+
         # 1. The statement, elaborated before any proof text runs.
         output = coqtop.exchange(
             f'Cd "{job_dir}".\nDefinition {stmt} := ({statement.type}).\n'
@@ -424,69 +422,68 @@ class RocqWorker:
                 start,
                 detail=f"the statement does not elaborate: {_error_text(errors[0])}",
             )
-        # 2. The proof, then the questions it cannot answer for us.
-        sent = f"{job.proof}\nQed.\nCheck {end_marker}.\n"
-        output = coqtop.exchange(
-            f"{sent}Abort All.\nEnd {module}.\n"
-            f"Definition {chk} : {stmt} := {module}.{statement.name}.\n"
-            f"Print Assumptions {chk}.",
-            timeout - (time.perf_counter() - began),
-        )
-        verdict, detail, messages, names = self._judge(
-            job.proof, sent, output, end_marker, module, chk
-        )
-        axioms: tuple[str, ...] = ()
-        if names:
-            # 3a. Resolve the short names Print Assumptions printed.
-            output = coqtop.exchange("\n".join(f"About {n}." for n in names), timeout)
-            axioms = tuple(
-                m.group(1) if (m := _EXPANDS_TO.search(r)) else f"<unresolved {n}>"
-                for n, r in zip(names, _responses(output), strict=False)
-            )
-            forbidden = [a for a in axioms if a not in ALLOWED_AXIOMS]
-            if len(axioms) != len(names) or forbidden:
-                verdict = Verdict.UNSOUND
-                detail = f"depends on axioms outside the allow-list: {', '.join(forbidden)}"
-        return self._result(job, verdict, start, detail, messages, axioms)
 
-    def _judge(
-        self, proof: str, sent: str, output: str, end_marker: str, module: str, chk: str
-    ) -> tuple[Verdict, str, tuple[Message, ...], list[str]]:
-        """Verdict, detail, messages and assumption names (to resolve) from the answers to
-        exchange 2; names come only with a theorem the kernel accepted."""
+        # 2. The proof. Only the prompt after the marker is trusted: is a proof still open?
+        sent = f"{job.proof}\nQed."
+        output = coqtop.exchange(sent, timeout - (time.perf_counter() - began))
         responses = _responses(output)
-        at = next((i for i, r in enumerate(responses) if end_marker in r), None)
-        if at is None or len(responses) != at + 5:
+        messages = _messages(job.proof, sent, responses)
+        if any(e in r for r in responses for e in _RESOURCE_ERRORS):
             self._healthy = False
-            return Verdict.VERIFIER_ERROR, "could not read coqtop's answers", (), []
-        proof_part = responses[:at]
-        _, proof_open = _prompt_state(output, at)  # the trusted prompt after the end marker
-        end, definition, assumptions = responses[at + 2 : at + 5]  # (at + 1: Abort All)
-        messages = _messages(proof, sent, proof_part)
-        if any(e in r for r in proof_part for e in _RESOURCE_ERRORS):
-            self._healthy = False
-            return Verdict.VERIFIER_ERROR, "coqtop ran out of memory or stack", messages, []
-        if _has_error(end) or f"Module {module} is defined" not in end:
-            return Verdict.UNSOUND, "the proof left a section or module open", messages, []
-        if _has_error(definition) or f"{chk} is defined" not in definition:
-            if proof_open:  # Qed did not go through
-                first = messages[0].text if messages else "the proof is not complete"
-                return Verdict.FAILED, first, messages, []
-            return (
-                Verdict.UNSOUND,
-                "the theorem was closed without a proof of the dataset statement "
-                "(abandoned, restated or changed)",
-                messages,
-                [],
+            return self._result(
+                job, Verdict.VERIFIER_ERROR, start, "coqtop ran out of memory or stack", messages
             )
+        _, proof_open = _prompt_state(output)
+        if proof_open:  # Qed did not go through
+            detail = messages[0].text if messages else "the proof is not complete"
+            return self._result(job, Verdict.FAILED, start, detail, messages)
+        raised_errors = any(_has_error(r) for r in responses)
+
+        # 3. The questions; every answer is trusted.
+        output = coqtop.exchange(
+            f"End {module}.\nDefinition {chk} : {stmt} := {module}.{statement.name}.\n"
+            f"Print Assumptions {chk}.",
+            timeout,
+        )
+        answers = _responses(output)
+        if len(answers) != 3:
+            raise _Crashed(f"expected 3 answers to the questions, got {len(answers)}")
+        end, definition, assumptions = answers
+        if _has_error(end) or f"Module {module} is defined" not in end:
+            return self._result(
+                job, Verdict.UNSOUND, start, "the proof left a section or module open", messages
+            )
+        if _has_error(definition) or f"{chk} is defined" not in definition:
+            detail = (
+                "the theorem was closed without a proof of the dataset statement "
+                "(abandoned, restated or changed)"
+            )
+            return self._result(job, Verdict.UNSOUND, start, detail, messages)
         names, unsafe = _parse_assumptions(assumptions)
         if unsafe:
-            return Verdict.UNSOUND, f"unsafe: {unsafe}", messages, []
-        if any(_has_error(r) for r in proof_part):
-            # The kernel accepted the theorem, but the assembled file would not compile. Its
-            # axioms are still checked: a cheat that also raised an error is unsound.
-            return Verdict.FAILED, "the proof raised errors", messages, names
-        return Verdict.PROVED, "", messages, names
+            return self._result(job, Verdict.UNSOUND, start, f"unsafe: {unsafe}", messages)
+
+        # 4. Resolve the short names Print Assumptions printed, in the same environment.
+        axioms: tuple[str, ...] = ()
+        if names:
+            output = coqtop.exchange("\n".join(f"About {n}." for n in names), timeout)
+            answers = _responses(output)
+            if len(answers) != len(names):
+                raise _Crashed(f"expected {len(names)} answers to About, got {len(answers)}")
+            axioms = tuple(
+                m.group(1) if (m := _EXPANDS_TO.search(r)) else f"<unresolved {n}>"
+                for n, r in zip(names, answers, strict=True)
+            )
+            forbidden = [a for a in axioms if a not in ALLOWED_AXIOMS]
+            if forbidden:
+                detail = f"depends on axioms outside the allow-list: {', '.join(forbidden)}"
+                return self._result(job, Verdict.UNSOUND, start, detail, messages, axioms)
+        if raised_errors:
+            # The kernel accepted the theorem, but the assembled file would not compile.
+            return self._result(
+                job, Verdict.FAILED, start, "the proof raised errors", messages, axioms
+            )
+        return self._result(job, Verdict.PROVED, start, "", messages, axioms)
 
 
 def _parse_assumptions(response: str) -> tuple[list[str], str]:
