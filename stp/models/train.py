@@ -248,6 +248,9 @@ def train(
         )
 
     accelerator = Accelerator(
+        # Without a GPU, accelerate only forms a process group over CPUs when told to
+        # (torchrun --nproc_per_node N -m stp train ... then trains data parallel on CPUs).
+        cpu=not torch.cuda.is_available(),
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         # The schedule below counts optimizer steps of the whole job, so it is stepped once
