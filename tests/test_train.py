@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
+from stp.artifacts import read_jsonl
 from stp.cli import main
 from stp.config import TrainingConfig
 from stp.data import DataError, load_benchmark
@@ -142,6 +143,16 @@ def test_two_process_data_parallel_equals_one_big_batch(tiny_model: Path, tmp_pa
     assert_same_weights(big, tmp_path / "ddp")
 
 
+def test_loss_goes_down(tiny_model: Path, tmp_path: Path) -> None:
+    data = write_examples(tmp_path / "train.jsonl", [example(0), example(1)])
+    config = TrainingConfig(learning_rate=3e-3, batch_size=2, epochs=12, max_seq_len=512)
+    log = list(
+        read_jsonl(train(str(tiny_model), data, tmp_path / "out", config) / "train_log.jsonl")
+    )
+    assert len(log) == 12
+    assert log[-1]["loss"] < 0.7 * log[0]["loss"]
+
+
 class Killed(Exception):
     pass
 
@@ -167,6 +178,11 @@ def test_resume_after_kill_reaches_the_same_weights(tiny_model: Path, tmp_path: 
     )
     assert steps == [4, 5, 6, 7, 8, 9]  # went on from the checkpoint of step 3
     assert_same_weights(straight, tmp_path / "resumed")
+    straight_log = list(read_jsonl(straight / "train_log.jsonl"))
+    resumed_log = list(read_jsonl(tmp_path / "resumed" / "train_log.jsonl"))
+    assert [row["step"] for row in resumed_log] == list(range(1, 10))
+    for a, b in zip(straight_log, resumed_log, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["lr"] == b["lr"]
     assert not (tmp_path / "resumed" / CHECKPOINTS).exists()
     assert max_difference(straight, tiny_model) > 1e-4
 
