@@ -14,7 +14,8 @@ from its launch config (``configs/accelerate/``)::
     # several nodes: the same line on every node, with --num_machines, --machine_rank,
     # --main_process_ip added (or set in the YAML)
 
-Examples are JSONL rows ``{"prompt": str, "completion": str, "weight": float}``. The loss is
+Examples are JSONL rows ``{"prompt": str, "completion": str, "weight": float}`` (weight >= 0;
+1 when absent). The loss is
 the causal-LM cross-entropy on completion tokens only (prompt and padding tokens get label
 -100); the completion is followed by the end-of-sequence token, which is trained too.
 
