@@ -155,37 +155,81 @@ class _Lean(FormalLanguage):
         return f"theorem {name} {rest} := by"
 
 
+_ROCQ_LEXEME = re.compile(r'\(\*|\*\)|"')
+_ROCQ_NOT_NEWLINE = re.compile(r"[^\n]")
+_ROCQ_MASK = "\x00"  # stands in for comment and string text: neither blank nor an identifier
+_ROCQ_SENTENCE_END = re.compile(r"(?<!\.)\.(?=\s|\Z)")  # ".." is not a sentence end
+
+
+def _rocq_hide(text: str) -> str:
+    return _ROCQ_NOT_NEWLINE.sub(_ROCQ_MASK, text)
+
+
+def _rocq_string_end(text: str, start: int) -> int:
+    """Index of the quote closing a string whose text starts at ``start`` (``""`` is an
+    escaped quote), or ``len(text)`` when it is unclosed."""
+    while (close := text.find('"', start)) != -1:
+        if text.startswith('""', close):
+            start = close + 2
+            continue
+        return close
+    return len(text)
+
+
+def rocq_mask(text: str) -> str:
+    """``text`` with every comment and the inside of every string replaced by a mask
+    character (line breaks kept; same length), so that periods, identifiers and keywords
+    found in the result are code. Comments nest, and a ``"`` inside a comment opens a string,
+    as in Rocq's lexer. An unclosed comment or string masks the rest of the text."""
+    out: list[str] = []
+    depth = 0  # comment nesting
+    at = 0
+    while (match := _ROCQ_LEXEME.search(text, at)) is not None:
+        where, lexeme = match.start(), match.group()
+        out.append(_rocq_hide(text[at:where]) if depth else text[at:where])
+        if lexeme == '"':
+            close = _rocq_string_end(text, where + 1)
+            if depth:
+                out.append(_rocq_hide(text[where : close + 1]))
+            else:
+                out.append('"' + _rocq_hide(text[where + 1 : close]) + text[close : close + 1])
+            at = close + 1
+            continue
+        if lexeme == "(*":
+            depth += 1
+            out.append(_rocq_hide(lexeme))
+        elif depth:
+            depth -= 1
+            out.append(_rocq_hide(lexeme))
+        else:  # a stray "*)" in code: left for Rocq to reject
+            out.append(lexeme)
+        at = where + 2
+    out.append(_rocq_hide(text[at:]) if depth else text[at:])
+    return "".join(out)
+
+
+def _rocq_ends(masked: str, start: int = 0) -> int | None:
+    match = _ROCQ_SENTENCE_END.search(masked, start)
+    return None if match is None else match.end()
+
+
 def rocq_sentence_end(text: str) -> int | None:
     """Index just past the first sentence-ending ``.`` of Rocq text (a period followed by
     white space or the end), skipping comments and strings; None when there is none."""
-    depth = 0
-    in_string = False
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if in_string:
-            if c == '"':
-                in_string = False
-        elif text.startswith("(*", i):
-            depth += 1
-            i += 2
-            continue
-        elif depth and text.startswith("*)", i):
-            depth -= 1
-            i += 2
-            continue
-        elif depth == 0:
-            if c == '"':
-                in_string = True
-            elif (
-                c == "."
-                and (i + 1 == n or text[i + 1].isspace())
-                and (i == 0 or text[i - 1] != ".")  # ".." is not a sentence end
-            ):
-                return i + 1
-        i += 1
-    return None
+    return _rocq_ends(rocq_mask(text))
+
+
+def rocq_sentences(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` spans of the sentences of Rocq text, each ending just past its
+    period; comments and white space between sentences belong to the next sentence. Text
+    after the last sentence end (an unfinished sentence) is not a sentence."""
+    masked = rocq_mask(text)
+    spans = []
+    start = 0
+    while (end := _rocq_ends(masked, start)) is not None:
+        spans.append((start, end))
+        start = end
+    return spans
 
 
 ROCQ = _Rocq(
