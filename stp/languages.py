@@ -155,81 +155,125 @@ class _Lean(FormalLanguage):
         return f"theorem {name} {rest} := by"
 
 
-_ROCQ_LEXEME = re.compile(r'\(\*|\*\)|"')
-_ROCQ_NOT_NEWLINE = re.compile(r"[^\n]")
-_ROCQ_MASK = "\x00"  # stands in for comment and string text: neither blank nor an identifier
-_ROCQ_SENTENCE_END = re.compile(r"(?<!\.)\.(?=\s|\Z)")  # ".." is not a sentence end
-
-
-def _rocq_hide(text: str) -> str:
-    return _ROCQ_NOT_NEWLINE.sub(_ROCQ_MASK, text)
-
-
-def _rocq_string_end(text: str, start: int) -> int:
-    """Index of the quote closing a string whose text starts at ``start`` (``""`` is an
-    escaped quote), or ``len(text)`` when it is unclosed."""
-    while (close := text.find('"', start)) != -1:
-        if text.startswith('""', close):
-            start = close + 2
-            continue
-        return close
-    return len(text)
-
-
-def rocq_mask(text: str) -> str:
-    """``text`` with every comment and the inside of every string replaced by a mask
-    character (line breaks kept; same length), so that periods, identifiers and keywords
-    found in the result are code. Comments nest, and a ``"`` inside a comment opens a string,
-    as in Rocq's lexer. An unclosed comment or string masks the rest of the text."""
-    out: list[str] = []
-    depth = 0  # comment nesting
-    at = 0
-    while (match := _ROCQ_LEXEME.search(text, at)) is not None:
-        where, lexeme = match.start(), match.group()
-        out.append(_rocq_hide(text[at:where]) if depth else text[at:where])
-        if lexeme == '"':
-            close = _rocq_string_end(text, where + 1)
-            if depth:
-                out.append(_rocq_hide(text[where : close + 1]))
-            else:
-                out.append('"' + _rocq_hide(text[where + 1 : close]) + text[close : close + 1])
-            at = close + 1
-            continue
-        if lexeme == "(*":
+def _rocq_skip_comment(text: str, i: int) -> int | None:
+    """Index just past the comment opening at ``text[i]`` (``(*``); None if it never closes.
+    Comments nest, and a string inside a comment is lexed as a string, as Coq does: the ``*)``
+    in ``(* "*)" *)`` does not close the comment."""
+    depth = 0
+    in_string = False
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if in_string:
+            in_string = c != '"'
+        elif c == '"':
+            in_string = True
+        elif text.startswith("(*", i):
             depth += 1
-            out.append(_rocq_hide(lexeme))
-        elif depth:
+            i += 2
+            continue
+        elif text.startswith("*)", i):
             depth -= 1
-            out.append(_rocq_hide(lexeme))
-        else:  # a stray "*)" in code: left for Rocq to reject
-            out.append(lexeme)
-        at = where + 2
-    out.append(_rocq_hide(text[at:]) if depth else text[at:])
-    return "".join(out)
-
-
-def _rocq_ends(masked: str, start: int = 0) -> int | None:
-    match = _ROCQ_SENTENCE_END.search(masked, start)
-    return None if match is None else match.end()
+            i += 2
+            if depth == 0:
+                return i
+            continue
+        i += 1
+    return None
 
 
 def rocq_sentence_end(text: str) -> int | None:
     """Index just past the first sentence-ending ``.`` of Rocq text (a period followed by
     white space or the end), skipping comments and strings; None when there is none."""
-    return _rocq_ends(rocq_mask(text))
+    in_string = False
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if in_string:
+            if c == '"':
+                in_string = False
+        elif text.startswith("(*", i):
+            after = _rocq_skip_comment(text, i)
+            if after is None:
+                return None
+            i = after
+            continue
+        elif c == '"':
+            in_string = True
+        elif (
+            c == "."
+            and (i + 1 == n or text[i + 1].isspace())
+            and (i == 0 or text[i - 1] != ".")  # ".." is not a sentence end
+        ):
+            return i + 1
+        i += 1
+    return None
 
 
-def rocq_sentences(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` spans of the sentences of Rocq text, each ending just past its
-    period; comments and white space between sentences belong to the next sentence. Text
-    after the last sentence end (an unfinished sentence) is not a sentence."""
-    masked = rocq_mask(text)
-    spans = []
-    start = 0
-    while (end := _rocq_ends(masked, start)) is not None:
-        spans.append((start, end))
-        start = end
-    return spans
+def rocq_sentences(text: str) -> tuple[list[tuple[int, int]], int]:
+    """Split Rocq text into sentences the way ``coqtop`` reads them.
+
+    Returns the ``(start, end)`` spans of the sentences, white space and comments between them
+    excluded: each ``.``-terminated sentence, and the braces and bullets (``{``, ``}``, runs of
+    ``-``, ``+`` or ``*``) that coqtop reads as sentences of their own; and the index where
+    unread text begins: ``len(text)`` when nothing but white space and comments follows the last
+    sentence, less when the text ends inside a sentence, a comment or a string."""
+    spans: list[tuple[int, int]] = []
+    i = 0
+    n = len(text)
+    while True:
+        while i < n and text[i].isspace():
+            i += 1
+        if i == n:
+            return spans, n
+        if text.startswith("(*", i):
+            after = _rocq_skip_comment(text, i)
+            if after is None:
+                return spans, i
+            i = after
+            continue
+        c = text[i]
+        if c in "{}":
+            spans.append((i, i + 1))
+            i += 1
+            continue
+        if c in "-+*":
+            j = i
+            while j < n and text[j] == c:
+                j += 1
+            spans.append((i, j))
+            i = j
+            continue
+        end = rocq_sentence_end(text[i:])
+        if end is None:
+            return spans, i
+        spans.append((i, i + end))
+        i += end
+
+
+def rocq_strip_comments(text: str) -> str:
+    """``text`` with every comment replaced by a space (strings kept)."""
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    in_string = False
+    while i < n:
+        c = text[i]
+        if in_string:
+            in_string = c != '"'
+        elif c == '"':
+            in_string = True
+        elif text.startswith("(*", i):
+            after = _rocq_skip_comment(text, i)
+            out.append(" ")
+            if after is None:
+                break
+            i = after
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 ROCQ = _Rocq(

@@ -1,7 +1,7 @@
 import pytest
 
 from stp.data import load_benchmark
-from stp.languages import LEAN, ROCQ, language, rocq_mask, rocq_sentence_end, rocq_sentences
+from stp.languages import LEAN, ROCQ, language, rocq_sentence_end
 
 
 def test_assemble_matches_sources_md():
@@ -96,26 +96,3 @@ def test_sentence_end_skips_comments_and_strings():
 def test_unknown_language():
     with pytest.raises(ValueError, match="no prompt format for 'coq'"):
         language("coq")
-
-
-def test_mask_handles_nested_comments_strings_in_comments_and_escaped_quotes():
-    text = 'a (* x. (* "*)" *) y. *) "p. ""q" b. (* open'
-    masked = rocq_mask(text)
-    assert len(masked) == len(text)
-    assert masked.replace("\x00", "") == 'a  "" b. '
-    assert [text[s:e] for s, e in rocq_sentences(text)] == ['a (* x. (* "*)" *) y. *) "p. ""q" b.']
-
-
-def test_sentences_of_a_proof():
-    text = (
-        "Proof.\n  intros n.\n  - simpl. (* done. *) auto.\n  - apply Nat.add_0_r.\nQed.\nfoo..bar"
-    )
-    sentences = [text[s:e].strip() for s, e in rocq_sentences(text)]
-    assert sentences == [
-        "Proof.",
-        "intros n.",
-        "- simpl.",
-        "(* done. *) auto.",
-        "- apply Nat.add_0_r.",
-        "Qed.",
-    ]

@@ -36,7 +36,7 @@ from typing import Any, Literal, get_args
 
 from stp.artifacts import atomic_write_jsonl, read_jsonl
 from stp.data.benchmarks import DataError, Statement
-from stp.languages import language, rocq_mask
+from stp.languages import language, rocq_strip_comments
 
 Split = Literal["sft", "selfplay", "heldout"]
 SPLITS: tuple[str, ...] = get_args(Split)
@@ -182,9 +182,18 @@ class ConjectureExample:
 _IDENTIFIER = re.compile(r"(?<![\w'.])[A-Za-z_][\w']*(?:\.[A-Za-z_][\w']*)*")
 
 
-def identifiers(proof: str, prover: str = "rocq") -> tuple[str, ...]:
-    """The identifiers a proof text cites, in order of first use, outside comments and strings."""
-    code = rocq_mask(proof) if prover == "rocq" else _lean_mask(proof)
+_ROCQ_STRING = re.compile(r'"(?:[^"]|"")*"')  # in comment-free text; "" is an escaped quote
+
+
+def rocq_code(text: str) -> str:
+    """Rocq text without comments and with every string emptied: what is left is code."""
+    return _ROCQ_STRING.sub('""', rocq_strip_comments(text))
+
+
+def identifiers(text: str, prover: str = "rocq") -> tuple[str, ...]:
+    """The identifiers a proof or statement text names, in order of first use, outside
+    comments and strings."""
+    code = rocq_code(text) if prover == "rocq" else _lean_mask(text)
     return tuple(dict.fromkeys(_IDENTIFIER.findall(code)))
 
 
