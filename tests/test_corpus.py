@@ -9,6 +9,8 @@ from stp.data.corpus import (
     ProvedTheorem,
     build_lemma_index,
     cites_target,
+    conjecture_examples,
+    corpus_text,
     identifiers,
     lemmas_used,
     load_corpus,
@@ -57,8 +59,10 @@ def test_corpus_round_trip(tmp_path):
             "rocq", HEADER, "Theorem s : 0 = 0.", "reflexivity.", None, "Theorem t : 1 = 1."
         ),
     ]
-    write_corpus(tmp_path, theorems, [ADD_COMM, N_ADD_COMM, PLUS_N_O], examples)
+    unproved = [dataclasses.replace(theorems[1].statement, name="open_problem")]
+    write_corpus(tmp_path, theorems, [ADD_COMM, N_ADD_COMM, PLUS_N_O], examples, unproved)
     corpus = load_corpus(tmp_path)
+    assert corpus.unproved == tuple(unproved)
     assert corpus.sft == (theorems[0],) and corpus.selfplay == (theorems[1],)
     assert corpus.heldout == (theorems[2],)
     assert corpus.conjecture_examples == tuple(examples)
@@ -133,3 +137,30 @@ def test_lean_identifiers_skip_comments_and_strings():
 )
 def test_cites_target(proof, cites):
     assert cites_target(proof, theorem("t", "selfplay")) is cites
+
+
+def test_conjecture_examples_pair_seeds_with_same_file_theorems_sharing_a_lemma():
+    def with_lemmas(name, split, lemmas):
+        return dataclasses.replace(theorem(name, split), lemmas=lemmas)
+
+    a = with_lemmas("a", "sft", (PLUS_N_O, ADD_COMM))
+    b = with_lemmas("b", "sft", ())
+    c = with_lemmas("c", "sft", (ADD_COMM,))
+    held = with_lemmas("h", "heldout", (PLUS_N_O,))
+    other_file = with_lemmas("o", "sft", (PLUS_N_O,))
+    examples = conjecture_examples([("F", a), ("F", b), ("F", held), ("F", c), ("G", other_file)])
+    pairs = [
+        (e.seed_statement.split()[1], e.lemma, e.target_statement.split()[1]) for e in examples
+    ]
+    # a: PLUS_N_O is used by no other sft theorem of F (h is heldout, o is in G): ADD_COMM with c.
+    assert pairs == [
+        ("a", ADD_COMM, "c"),
+        ("a", None, "b"),
+        ("b", None, "c"),
+        ("c", ADD_COMM, "a"),
+    ]
+    text = corpus_text([a, held, theorem("s", "selfplay")], [PLUS_N_O])
+    assert "Theorem a" in text and "apply Nat.add_comm" in text and "Theorem h" not in text
+    assert (
+        "Theorem s" in text and text.count("apply Nat.add_comm") == 1 and PLUS_N_O.statement in text
+    )

@@ -4,6 +4,7 @@ conjecturer's initial examples, as frozen records read from one folder.
 A corpus folder (written by ``stp data extract-rocq`` or ``stp data extract-lean``) holds::
 
     theorems.jsonl             ProvedTheorem records, every split (sft, selfplay, heldout)
+    unproved.jsonl             selfplay targets with no known proof (benchmark schema; Lean only)
     lemmas.jsonl               Lemma records: the library lemmas proofs may cite
     conjecture_examples.jsonl  ConjectureExample records (the conjecturer's initial data)
     heldout.jsonl              the heldout split in the benchmark schema, for `stp eval`
@@ -17,7 +18,8 @@ A corpus folder (written by ``stp data extract-rocq`` or ``stp data extract-lean
 
 Splits: ``sft`` proofs train the initial model and seed the conjecturer examples;
 ``selfplay`` statements are what the rounds try to prove (their reference proofs are never
-trained on); ``heldout`` is an in-distribution evaluation split.
+trained on), together with ``unproved`` (statements without any known proof, e.g.
+LeanWorkbook's); ``heldout`` is an in-distribution evaluation split.
 
 The library's own copy of a target is loaded by its header (the statement needs the library's
 definitions), so a proof could simply cite it. ``forbidden_names`` lists the names that would
@@ -28,14 +30,14 @@ reached through a hint database (``auto with arith``) or an alias (``Notation``)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from stp.artifacts import atomic_write_jsonl, read_jsonl
-from stp.data.benchmarks import DataError, Statement
+from stp.data.benchmarks import DataError, Statement, load_statements
 from stp.languages import language, rocq_strip_comments
 
 Split = Literal["sft", "selfplay", "heldout"]
@@ -45,6 +47,7 @@ THEOREMS_FILE = "theorems.jsonl"
 LEMMAS_FILE = "lemmas.jsonl"
 CONJECTURE_EXAMPLES_FILE = "conjecture_examples.jsonl"
 HELDOUT_FILE = "heldout.jsonl"
+UNPROVED_FILE = "unproved.jsonl"
 CORPUS_TEXT_FILE = "corpus.txt"
 SUMMARY_FILE = "summary.json"
 
@@ -276,6 +279,7 @@ class Corpus:
     sft: tuple[ProvedTheorem, ...]
     selfplay: tuple[ProvedTheorem, ...]
     heldout: tuple[ProvedTheorem, ...]
+    unproved: tuple[Statement, ...]  # selfplay targets without a known proof
     conjecture_examples: tuple[ConjectureExample, ...]
     lemmas: tuple[Lemma, ...]
     lemma_index: Mapping[str, Lemma]
@@ -290,9 +294,10 @@ def write_corpus(
     theorems: Iterable[ProvedTheorem],
     lemmas: Iterable[Lemma],
     conjecture_examples: Iterable[ConjectureExample],
+    unproved: Iterable[Statement] = (),
 ) -> None:
-    """Write the record files of a corpus folder (``theorems``, ``lemmas``, conjecture examples
-    and the heldout benchmark file), each atomically."""
+    """Write the record files of a corpus folder (``theorems``, ``lemmas``, conjecture examples,
+    unproved targets and the heldout benchmark file), each atomically."""
     out = Path(out_dir)
     theorems = list(theorems)
     for theorem in theorems:
@@ -307,6 +312,7 @@ def write_corpus(
         out / HELDOUT_FILE,
         (_benchmark_row(t.statement) for t in theorems if t.split == "heldout"),
     )
+    atomic_write_jsonl(out / UNPROVED_FILE, (_benchmark_row(s) for s in unproved))
 
 
 def _benchmark_row(s: Statement) -> dict[str, Any]:
@@ -342,6 +348,12 @@ def load_corpus(corpus_dir: str | Path) -> Corpus:
     theorems = _read(folder / THEOREMS_FILE, ProvedTheorem.from_dict)
     lemmas = tuple(_read(folder / LEMMAS_FILE, Lemma.from_dict))
     examples = tuple(_read(folder / CONJECTURE_EXAMPLES_FILE, ConjectureExample.from_dict))
+    prover = theorems[0].statement.prover if theorems else "rocq"
+    unproved = (
+        load_statements(folder / UNPROVED_FILE, prover)
+        if (folder / UNPROVED_FILE).is_file()
+        else ()
+    )
     by_split: dict[str, list[ProvedTheorem]] = {split: [] for split in SPLITS}
     for theorem in theorems:
         if theorem.split not in by_split:
@@ -354,7 +366,60 @@ def load_corpus(corpus_dir: str | Path) -> Corpus:
         sft=tuple(by_split["sft"]),
         selfplay=tuple(by_split["selfplay"]),
         heldout=tuple(by_split["heldout"]),
+        unproved=unproved,
         conjecture_examples=examples,
         lemmas=lemmas,
         lemma_index=build_lemma_index(lemmas),
     )
+
+
+# ---------------------------------------------------------------- derived training data
+
+
+def conjecture_examples(
+    theorems: Sequence[tuple[str, ProvedTheorem]],
+) -> list[ConjectureExample]:
+    """The conjecturer's initial examples from ``(file, theorem)`` pairs in file order: for
+    each sft seed, one example with the first lemma its proof uses that another sft theorem of
+    the same file (the nearest one) uses too, as the target; and one trivial-lemma example
+    whose target is the next sft theorem of the file. Other splits are never targets."""
+    by_file: dict[str, list[ProvedTheorem]] = {}
+    for file, theorem in theorems:
+        if theorem.split == "sft":
+            by_file.setdefault(file, []).append(theorem)
+    examples = []
+    for group in by_file.values():
+        for at, seed in enumerate(group):
+            nearest = [group[j] for _, j in sorted((abs(j - at), j) for j in range(len(group)))]
+            for lemma in seed.lemmas:
+                target = next((t for t in nearest[1:] if lemma in t.lemmas), None)
+                if target is not None:
+                    examples.append(_example(seed, lemma, target))
+                    break
+            if at + 1 < len(group):
+                examples.append(_example(seed, None, group[at + 1]))
+    return examples
+
+
+def _example(seed: ProvedTheorem, lemma: Lemma | None, target: ProvedTheorem) -> ConjectureExample:
+    s = seed.statement
+    return ConjectureExample(
+        s.prover, s.header, s.formal_statement, seed.proof, lemma, target.statement.formal_statement
+    )
+
+
+def corpus_text(
+    theorems: Iterable[ProvedTheorem], lemmas: Iterable[Lemma], unproved: Iterable[Statement] = ()
+) -> str:
+    """Plain text to train a tokenizer on: sft files whole, selfplay and unproved statements
+    without proofs, every lemma statement; nothing of the heldout split."""
+    parts = []
+    for theorem in theorems:
+        s = theorem.statement
+        if theorem.split == "sft":
+            parts.append(language(s.prover).assemble(s.header, s.formal_statement, theorem.proof))
+        elif theorem.split == "selfplay":
+            parts.append(s.header + s.formal_statement)
+    parts.extend(s.header + s.formal_statement for s in unproved)
+    parts.extend(lemma.statement for lemma in lemmas)
+    return "\n\n".join(parts) + "\n"

@@ -42,17 +42,18 @@ from stp.data.corpus import (
     CORPUS_TEXT_FILE,
     SPLITS,
     SUMMARY_FILE,
-    ConjectureExample,
     Lemma,
     ProvedTheorem,
     build_lemma_index,
+    conjecture_examples,
+    corpus_text,
     identifiers,
     lemmas_used,
     qualified_names,
     rocq_code,
     write_corpus,
 )
-from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
+from stp.languages import rocq_sentences, rocq_strip_comments
 from stp.verify.types import Verdict, Verifier, VerifyJob, VerifyResult
 
 # The CPU default favours arithmetic, lists and logic: closest to miniF2F-Rocq's statements.
@@ -577,63 +578,6 @@ def _lemma(decl: Declaration) -> Lemma:
     return Lemma(decl.local_name, f"{decl.local_name} : {decl.closed_type()}", decl.module)
 
 
-def _conjecture_examples(
-    theorems: Sequence[tuple[Declaration, ProvedTheorem]],
-) -> list[ConjectureExample]:
-    """For each sft seed: one example per seed with a lemma its proof uses and the nearest
-    other sft theorem of its file whose proof uses that lemma too; one trivial-lemma example
-    with the next sft theorem of its file."""
-    by_file: dict[str, list[tuple[Declaration, ProvedTheorem]]] = {}
-    for decl, theorem in theorems:
-        if theorem.split == "sft":
-            by_file.setdefault(decl.module, []).append((decl, theorem))
-    examples = []
-    for group in by_file.values():
-        for at, (_, seed) in enumerate(group):
-            s = seed.statement
-            others = sorted((abs(j - at), j) for j in range(len(group)) if j != at)
-            for lemma in seed.lemmas:
-                target = next((group[j][1] for _, j in others if lemma in group[j][1].lemmas), None)
-                if target is not None:
-                    examples.append(
-                        ConjectureExample(
-                            "rocq",
-                            s.header,
-                            s.formal_statement,
-                            seed.proof,
-                            lemma,
-                            target.statement.formal_statement,
-                        )
-                    )
-                    break
-            if at + 1 < len(group):
-                examples.append(
-                    ConjectureExample(
-                        "rocq",
-                        s.header,
-                        s.formal_statement,
-                        seed.proof,
-                        None,
-                        group[at + 1][1].statement.formal_statement,
-                    )
-                )
-    return examples
-
-
-def _corpus_text(theorems: Sequence[ProvedTheorem], lemmas: Sequence[Lemma]) -> str:
-    """Tokenizer text: sft files whole, selfplay statements without their proofs, every lemma
-    statement; nothing of the heldout split."""
-    parts = []
-    for theorem in theorems:
-        s = theorem.statement
-        if theorem.split == "sft":
-            parts.append(ROCQ.assemble(s.header, s.formal_statement, theorem.proof))
-        elif theorem.split == "selfplay":
-            parts.append(s.header + s.formal_statement)
-    parts.extend(lemma.statement for lemma in lemmas)
-    return "\n\n".join(parts) + "\n"
-
-
 def extract_rocq(
     out_dir: str | Path,
     verifier: Verifier,
@@ -697,9 +641,9 @@ def extract_rocq(
             (decl, ProvedTheorem(statement, decl.proof, used, qualified_names(decl.full_name)))
         )
     theorems = [theorem for _, theorem in kept]
-    examples = _conjecture_examples(kept)
+    examples = conjecture_examples([(decl.module, theorem) for decl, theorem in kept])
     write_corpus(out, theorems, lemmas, examples)
-    atomic_write_text(out / CORPUS_TEXT_FILE, _corpus_text(theorems, lemmas))
+    atomic_write_text(out / CORPUS_TEXT_FILE, corpus_text(theorems, lemmas))
     summary = ExtractionSummary(
         files_parsed=len(target_files),
         theorems_found=len(found),
