@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from stp.data.corpus import split_of
 from stp.data.rocq_corpus import (
     CACHE_FILE,
     DEFAULT_MODULES,
     VerdictCache,
     logical_path,
     parse_file,
-    split_of,
     stdlib_files,
     stdlib_theories,
 )

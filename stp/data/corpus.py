@@ -29,6 +29,7 @@ reached through a hint database (``auto with arith``) or an alias (``Notation``)
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -267,6 +268,32 @@ def cites_target(proof: str, theorem: ProvedTheorem) -> bool:
     """Whether ``proof`` names the library's own copy of ``theorem`` (which its header loads)."""
     forbidden = set(theorem.forbidden_names)
     return any(name in forbidden for name in identifiers(proof, theorem.statement.prover))
+
+
+# ------------------------------------------------------------------------------ splits
+
+
+def name_hash(name: str) -> bytes:
+    return hashlib.sha256(name.encode()).digest()
+
+
+def split_of(name: str, heldout: float, selfplay: float) -> str:
+    """A deterministic split from a hash of the name: ``heldout`` with probability
+    ``heldout``, ``selfplay`` with probability ``selfplay``, else ``sft``."""
+    draw = int.from_bytes(name_hash(name)[:8], "big") / 2**64
+    if draw < heldout:
+        return "heldout"
+    if draw < heldout + selfplay:
+        return "selfplay"
+    return "sft"
+
+
+def check_fractions(heldout: float, selfplay: float) -> None:
+    if min(heldout, selfplay) < 0 or heldout + selfplay > 1:
+        raise DataError(
+            "split fractions must be >= 0 and sum to at most 1, got "
+            f"heldout {heldout} and selfplay {selfplay}"
+        )
 
 
 # ------------------------------------------------------------------------------ corpus

@@ -45,12 +45,15 @@ from stp.data.corpus import (
     Lemma,
     ProvedTheorem,
     build_lemma_index,
+    check_fractions,
     conjecture_examples,
     corpus_text,
     identifiers,
     lemmas_used,
+    name_hash,
     qualified_names,
     rocq_code,
+    split_of,
     write_corpus,
 )
 from stp.languages import rocq_sentences, rocq_strip_comments
@@ -464,16 +467,6 @@ def stdlib_files(theories: Path, modules: Iterable[str] | None) -> list[Path]:
     return [f for m in order for f in sorted((theories / m).rglob("*.v"))]
 
 
-def split_of(full_name: str, heldout: float, selfplay: float) -> str:
-    """A deterministic split from a hash of the name: ``heldout``, ``selfplay`` or ``sft``."""
-    draw = int.from_bytes(_name_hash(full_name)[:8], "big") / 2**64
-    if draw < heldout:
-        return "heldout"
-    if draw < heldout + selfplay:
-        return "selfplay"
-    return "sft"
-
-
 # ----------------------------------------------------------------------------- extraction
 
 
@@ -591,13 +584,7 @@ def extract_rocq(
     write the corpus folder (see ``stp.data.corpus``). ``max_theorems`` caps the candidates
     checked, chosen by a hash of their names so that every module keeps its share."""
     started = time.monotonic()
-    if (
-        not 0 <= heldout_fraction + selfplay_fraction <= 1
-        or min(heldout_fraction, selfplay_fraction) < 0
-    ):
-        raise DataError(
-            f"split fractions must be >= 0 and sum to at most 1, got heldout {heldout_fraction}, selfplay {selfplay_fraction}"
-        )
+    check_fractions(heldout_fraction, selfplay_fraction)
     out = Path(out_dir)
     theories = theories or stdlib_theories()
     target_files = stdlib_files(theories, modules)
@@ -615,7 +602,7 @@ def extract_rocq(
             continue
         candidates.append(decl)
     if max_theorems is not None and len(candidates) > max_theorems:
-        chosen = set(sorted(candidates, key=lambda d: _name_hash(d.full_name))[:max_theorems])
+        chosen = set(sorted(candidates, key=lambda d: name_hash(d.full_name))[:max_theorems])
         rejected["over --max-theorems"] += len(candidates) - max_theorems
         candidates = [d for d in candidates if d in chosen]
     jobs = [VerifyJob(d.fresh_name, d.header(), d.formal_statement(), d.proof) for d in candidates]
@@ -664,7 +651,3 @@ _NOT_LEMMAS = (
     "unnamed section context",
     "unparsed statement",
 )
-
-
-def _name_hash(name: str) -> bytes:
-    return hashlib.sha256(name.encode()).digest()
