@@ -33,6 +33,7 @@ def tricky(tmp_path):
 def test_parser_reads_through_comments_and_strings(tricky):
     plus_zero = tricky["plus_zero"]
     assert plus_zero.skip is None and plus_zero.full_name == "Coq.Demo.Tricky.plus_zero"
+    assert tricky["after_term"].skip is None and tricky["after_term"].proof == "reflexivity."
     assert plus_zero.formal_statement() == "Theorem stp_Demo_Tricky_plus_zero n : n + 0 = n."
     # Comments dropped, bullets and line structure kept.
     assert plus_zero.proof == "induction n; simpl.\n- reflexivity.\n- rewrite IHn. reflexivity."
@@ -49,9 +50,10 @@ def test_parser_skips_what_cannot_stand_alone(tricky):
     assert {name: d.skip for name, d in tricky.items() if d.skip} == {
         "transparent_one": "defined",
         "admitted_one": "admitted",
-        "uses_local": "section definition",
+        "uses_let": "section let",
         "nested_vernacular": "nested vernacular",
         "in_sig": "functor or module type",
+        "by_term": "proof term",
     }
 
 
@@ -67,6 +69,11 @@ def test_section_variables_become_binders_and_local_tactics_are_replayed(tricky)
         "forall (A : Type) (f : A -> A) (f_id : forall x, f x = x) x, f (f x) = x"
     )
     assert "Ltac finish := reflexivity." in f_twice.header()
+    # A section definition takes the section variables it uses as arguments outside it.
+    assert tricky["uses_local"].formal_statement() == (
+        "Theorem stp_Demo_Tricky_uses_local (A : Type) (f : A -> A) (f_id : forall x, f x = x) x"
+        " : (@twice A f) x = x."
+    )
     assert "Ltac" not in tricky["plus_zero"].header()  # defined after it
 
 

@@ -12,8 +12,9 @@ in force (``Require``, ``Import``, ``Open Scope``, ``Implicit Types``, section-l
 Section variables and hypotheses the theorem uses become binders in front of its own, as
 Rocq itself generalises them at ``End``. What cannot be made self-contained is skipped with a
 reason: ``Defined``/``Admitted`` proofs, vernacular inside proofs, ``Program``, functor and
-module-type bodies, theorems that use a definition made inside their section (after ``End``
-it takes the section's variables as arguments) and unnamed section contexts.
+module-type bodies, section ``Let``s and unnamed section contexts. A definition made inside a
+section takes the section variables it uses as first arguments after ``End``: statements that
+use it are given them explicitly (``map l`` becomes ``(@map A B f) l``).
 
 Every candidate is checked by the Rocq verifier in exactly the form it will be used
 (``ROCQ.assemble(header, formal_statement, proof)``); only ``proved`` pairs whose proof does
@@ -81,16 +82,14 @@ _ATTRIBUTES = re.compile(r"^(?:#\[[^\]]*\]\s*)*(?:(?:Local|Global)\s+(?=\S))?")
 # Directives a header replays as the file had them (scopes, imports, implicit types).
 _REPLAYED = ("Import", "Export", "Implicit", "Generalizable")
 _PROOF_ENDINGS = {"Qed": None, "Defined": "defined", "Admitted": "admitted", "Abort": "aborted"}
-# Sentences that are tactics even though capitalised are rare; anything else that starts with a
-# capital letter inside a proof is vernacular (Opaque, Hint, Focus, a nested Lemma...).
 _PROOF_LEADERS = re.compile(r"^(?:[-+*{}]|\d+\s*:|all\s*:|\s)*")
 
 
 @dataclass(frozen=True, slots=True)
 class SectionVariable:
-    """One binder group of a section (``Variables (A B : Type)`` gives one per name)."""
+    """One variable of a section (``Variables (A B : Type)`` gives two)."""
 
-    names: tuple[str, ...]
+    name: str
     binder: str  # "(A : Type)", "{A : Type}", "(H : forall x, P x)"
 
 
@@ -141,9 +140,10 @@ class _Scope:
     kind: str  # "section", "module", "functor" (functor body or module type)
     name: str
     variables: list[SectionVariable] = field(default_factory=list)
-    # Names defined inside a section (Let, Definition, Inductive and its constructors...):
-    # their arity changes at ``End``, so a statement that uses them cannot be lifted out.
-    locals: set[str] = field(default_factory=set)
+    # Names defined inside a section (Definition, Inductive and its constructors...) -> the
+    # section variables they take as first arguments once the section is closed.
+    locals: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lets: set[str] = field(default_factory=set)  # ``Let``s vanish at ``End``
     import_on_end: bool = False  # ``Module Import M.``: M's names stay visible after ``End M``
     unnamed_context: bool = False
     directives: list[str] = field(default_factory=list)
@@ -181,18 +181,18 @@ def _split_binders(statement: str) -> int | None:
 
 
 def _section_variables(keyword: str, body: str) -> tuple[list[SectionVariable], bool]:
-    """Binder groups of ``Variable(s)/Hypothesis/Hypotheses/Context <body>``; the flag says an
-    unnamed binder (a ``\\`{...}`` instance) was found."""
+    """One binder per name of ``Variable(s)/Hypothesis/Hypotheses/Context <body>``; the flag
+    says an unnamed binder (a ``\\`{...}`` instance) was found."""
     body = body.strip()
-    groups: list[SectionVariable] = []
     if keyword != "Context" and body[:1] not in "({[":  # "Variables A B : Type"
-        names, sep, _ = body.partition(":")
+        names, sep, typ = body.partition(":")
         if not sep:
             return [], True
-        return [SectionVariable(tuple(names.split()), f"({_one_line(body)})")], False
+        return [SectionVariable(n, f"({n} : {_one_line(typ)})") for n in names.split()], False
+    found: list[SectionVariable] = []
     unnamed = False
     depth = 0
-    start = None
+    start = 0
     for i, c in enumerate(body):
         if c in "({[":
             if depth == 0:
@@ -200,42 +200,48 @@ def _section_variables(keyword: str, body: str) -> tuple[list[SectionVariable], 
             depth += 1
         elif c in ")}]":
             depth -= 1
-            if depth == 0 and start is not None:
-                binder = body[start : i + 1]
-                if start > 0 and body[start - 1] in "`!":
-                    binder = body[start - 1] + binder
-                inner = binder.lstrip("`!")[1:-1]
-                names, sep, _ = inner.partition(":")
-                if binder[0] in "`!" or not sep:
+            if depth == 0:
+                names, sep, typ = body[start + 1 : i].partition(":")
+                if (start > 0 and body[start - 1] in "`!") or not sep:
                     unnamed = True
-                else:
-                    groups.append(SectionVariable(tuple(names.split()), _one_line(binder)))
-                start = None
-    return groups, unnamed
+                    continue
+                opener, closer = body[start], body[i]
+                found.extend(
+                    SectionVariable(n, f"{opener}{n} : {_one_line(typ)}{closer}")
+                    for n in names.split()
+                )
+    return found, unnamed
 
 
-def _used_section_binders(
-    scopes: Sequence[_Scope], used: set[str]
-) -> tuple[tuple[str, ...], set[str]]:
-    """The section binder groups whose names ``used`` mentions, closed under their own types'
-    uses, outermost first; and the names defined inside the sections that ``used`` mentions."""
-    groups = [g for scope in scopes for g in scope.variables]
-    local = {name for scope in scopes for name in scope.locals} & used
+def _section_closure(scopes: Sequence[_Scope], used: Iterable[str]) -> list[SectionVariable]:
+    """The section variables ``used`` names, and those their types name in turn, in the order
+    the sections declare them: the variables Rocq generalises a declaration over at ``End``."""
+    variables = [v for scope in scopes for v in scope.variables]
     wanted = set(used)
     chosen: set[int] = set()
     changed = True
     while changed:
         changed = False
-        for i, group in enumerate(groups):
-            if i not in chosen and wanted & set(group.names):
+        for i, variable in enumerate(variables):
+            if i not in chosen and variable.name in wanted:
                 chosen.add(i)
-                wanted |= set(identifiers(group.binder))
+                wanted |= set(identifiers(variable.binder))
                 changed = True
-    return tuple(groups[i].binder for i in sorted(chosen)), local
+    return [variables[i] for i in sorted(chosen)]
+
+
+def _apply_section_arguments(text: str, scopes: Sequence[_Scope]) -> str:
+    """``map l`` -> ``(@map A B f) l`` for every section-local definition ``map`` of ``text``:
+    outside its section it takes the section variables it uses as its first arguments."""
+    for scope in scopes:
+        for name, arguments in scope.locals.items():
+            if arguments:
+                pattern = rf"(?<![\w'.@]){re.escape(name)}(?![\w'])"
+                text = re.sub(pattern, f"(@{name} {' '.join(arguments)})", text)
+    return text
 
 
 _DEFINITIONS = (
-    "Let",
     "Definition",
     "Fixpoint",
     "CoFixpoint",
@@ -262,8 +268,10 @@ def _defined_names(sentence: str) -> set[str]:
 
 
 def _proof_vernacular(code: str) -> bool:
-    body = _PROOF_LEADERS.sub("", code, count=1)
-    return body[:1].isupper()
+    """A capitalised command inside a proof (``Opaque``, ``Hint``, a nested ``Lemma``); a
+    qualified tactic name such as ``Z.le_elim`` is not one."""
+    words = _PROOF_LEADERS.sub("", code, count=1).split()
+    return bool(words) and words[0][:1].isupper() and "." not in words[0].rstrip(".")
 
 
 def parse_file(theories: Path, file: Path) -> list[Declaration]:
@@ -319,8 +327,17 @@ def _read_context(code: str, source: str, requires: list[str], scopes: list[_Sco
         groups, unnamed = _section_variables(head, bare[len(head) :].rstrip("."))
         scope.variables.extend(groups)
         scope.unnamed_context |= unnamed
+    elif head == "Let" and scope.kind == "section" and len(words) > 1:
+        scope.lets.add(words[1].rstrip(".:"))
     elif head in _DEFINITIONS and scope.kind == "section" and len(words) > 1:
-        scope.locals.update(_defined_names(bare))
+        mentioned = set(identifiers(bare))
+        used = set(mentioned)
+        for s in scopes:
+            for name, arguments in s.locals.items():
+                if name in mentioned:
+                    used |= set(arguments)
+        arguments = tuple(v.name for v in _section_closure(scopes, used))
+        scope.locals.update(dict.fromkeys(_defined_names(bare), arguments))
     elif head == "Require" or (head == "From" and "Require" in words):
         requires.append(_one_line(rocq_strip_comments(source)))
     elif head in _REPLAYED or bare.startswith(("Open Scope", "Close Scope")):
@@ -329,7 +346,7 @@ def _read_context(code: str, source: str, requires: list[str], scopes: list[_Sco
         # Local tactics and hints are not exported with the library: the header must make them
         # again, unless they mention what only exists inside a section.
         sectional = {
-            n for s in scopes for n in s.locals | {n for g in s.variables for n in g.names}
+            n for s in scopes for n in (*s.locals, *s.lets, *(v.name for v in s.variables))
         }
         if not sectional & set(identifiers(bare)):
             text = _one_line(rocq_strip_comments(source)) if head == "Hint" else source
@@ -367,8 +384,10 @@ def _read_theorem(
                     skip = skip or "proof with"
                 elif sentence.startswith("Proof using"):
                     using = set(identifiers(sentence[len("Proof using") :]))
-                elif sentence not in ("Proof.",):
+                elif sentence != "Proof.":  # ``Proof <term>.`` is the whole proof
                     skip = skip or "proof term"
+                    proof_end = end
+                    break
                 continue
         if word in _PROOF_ENDINGS or word == "Save":
             proof_end = start
@@ -388,16 +407,17 @@ def _read_theorem(
         skip = skip or "unparsed statement"
         binders, typ = rest, ""
     else:
-        binders, typ = rest[:split_at], rest[split_at + 1 :]
+        binders = _apply_section_arguments(rest[:split_at], scopes)
+        typ = _apply_section_arguments(rest[split_at + 1 :], scopes)
     proof_text = text[proof_start:proof_end] if proof_start is not None else ""
     proof = textwrap.dedent(rocq_strip_comments(proof_text)).strip()
     proof = "\n".join(line.rstrip() for line in proof.splitlines() if line.strip())
     if not proof:
         skip = skip or "empty proof"
-    used = set(identifiers(proof)) | set(identifiers(rest)) | using
-    section_binders, local = _used_section_binders(scopes, used)
-    if local:
-        skip = skip or "section definition"
+    used = set(identifiers(proof)) | set(identifiers(binders + " " + typ)) | using
+    section_binders = tuple(v.binder for v in _section_closure(scopes, used))
+    if used & {name for scope in scopes for name in scope.lets}:
+        skip = skip or "section let"
     if any(scope.unnamed_context for scope in scopes):
         skip = skip or "unnamed section context"
     inner = ".".join(scope.name for scope in scopes if scope.kind in ("module", "functor"))
@@ -647,7 +667,7 @@ def extract_rocq(
 # Declarations whose names or statements do not exist outside their file's context.
 _NOT_LEMMAS = (
     "functor or module type",
-    "section definition",
+    "section let",
     "unnamed section context",
     "unparsed statement",
 )

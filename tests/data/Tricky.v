@@ -33,6 +33,11 @@ Section Vars.
   Lemma uses_local x : twice x = x.
   Proof. unfold twice. now rewrite !f_id. Qed.
 
+  Let seven := 7.
+
+  Lemma uses_let : seven = 7.
+  Proof. reflexivity. Qed.
+
   Lemma nested_vernacular : True.
   Proof. Opaque Nat.add. exact I. Qed.
 End Vars.
@@ -50,3 +55,12 @@ End Sig.
 
 Lemma cites_itself n : n = n.
 Proof. exact (Coq.Demo.Tricky.cites_itself n). Qed.
+
+Lemma qualified_tactic n : n + 0 = n.
+Proof. Nat.order_pos. Qed.
+
+Lemma by_term : True.
+Proof I.
+
+Lemma after_term : 1 + 1 = 2.
+Proof. reflexivity. Qed.
