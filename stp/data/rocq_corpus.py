@@ -79,6 +79,7 @@ _THEOREM = re.compile(
     re.DOTALL,
 )
 _ATTRIBUTES = re.compile(r"^(?:#\[[^\]]*\]\s*)*(?:(?:Local|Global)\s+(?=\S))?")
+_LOCAL = re.compile(r"^(?:#\[[^\]]*\blocal\b[^\]]*\]|Local\s)")
 # Directives a header replays as the file had them (scopes, imports, implicit types).
 _REPLAYED = ("Import", "Export", "Implicit", "Generalizable")
 _PROOF_ENDINGS = {"Qed": None, "Defined": "defined", "Admitted": "admitted", "Abort": "aborted"}
@@ -342,7 +343,7 @@ def _read_context(code: str, source: str, requires: list[str], scopes: list[_Sco
         requires.append(_one_line(rocq_strip_comments(source)))
     elif head in _REPLAYED or bare.startswith(("Open Scope", "Close Scope")):
         scope.directives.append(bare)
-    elif head in ("Ltac", "Tactic", "Hint") and (scope.kind == "section" or code != bare):
+    elif head in ("Ltac", "Tactic", "Hint") and (scope.kind == "section" or _LOCAL.match(code)):
         # Local tactics and hints are not exported with the library: the header must make them
         # again, unless they mention what only exists inside a section.
         sectional = {
