@@ -106,7 +106,6 @@ class Declaration:
     proof: str  # tactics between ``Proof.`` and ``Qed.``, comments removed
     section_binders: tuple[str, ...]  # section variables the theorem uses, as binders
     directives: tuple[str, ...]  # the file's context the header replays
-    position: int  # order in its file
     skip: str | None = None  # why it cannot be a dataset statement; None when it can
 
     @property
@@ -439,7 +438,6 @@ def _read_theorem(
             proof=proof,
             section_binders=section_binders,
             directives=tuple(dict.fromkeys(directives)),
-            position=len(found),
             skip=skip,
         )
     )
@@ -609,27 +607,30 @@ def extract_rocq(
     out = Path(out_dir)
     theories = theories or stdlib_theories()
     target_files = stdlib_files(theories, modules)
-    everything = [d for f in stdlib_files(theories, None) for d in parse_file(theories, f)]
-    lemmas = [_lemma(d) for d in everything if d.skip not in _NOT_LEMMAS]
+    parsed = {f: parse_file(theories, f) for f in stdlib_files(theories, None)}
+    lemmas = [_lemma(d) for found in parsed.values() for d in found if d.skip not in _NOT_LEMMAS]
     index = build_lemma_index(lemmas)
-    found = [d for f in target_files for d in parse_file(theories, f)]
+    found = [d for f in target_files for d in parsed[f]]
     rejected: Counter[str] = Counter(d.skip for d in found if d.skip is not None)
-    candidates = []
+    candidates: dict[str, Declaration] = {}
     for decl in found:
         if decl.skip is not None:
             continue
-        if any(name in set(qualified_names(decl.full_name)) for name in identifiers(decl.proof)):
+        if set(qualified_names(decl.full_name)) & set(identifiers(decl.proof)):
             rejected["cites target"] += 1
-            continue
-        candidates.append(decl)
-    if max_theorems is not None and len(candidates) > max_theorems:
-        chosen = set(sorted(candidates, key=lambda d: name_hash(d.full_name))[:max_theorems])
-        rejected["over --max-theorems"] += len(candidates) - max_theorems
-        candidates = [d for d in candidates if d in chosen]
-    jobs = [VerifyJob(d.fresh_name, d.header(), d.formal_statement(), d.proof) for d in candidates]
+        elif decl.fresh_name in candidates:
+            rejected["duplicate name"] += 1
+        else:
+            candidates[decl.fresh_name] = decl
+    chosen = list(candidates.values())
+    if max_theorems is not None and len(chosen) > max_theorems:
+        keep = set(sorted(candidates, key=name_hash)[:max_theorems])
+        rejected["over --max-theorems"] += len(chosen) - max_theorems
+        chosen = [d for d in chosen if d.fresh_name in keep]
+    jobs = [VerifyJob(d.fresh_name, d.header(), d.formal_statement(), d.proof) for d in chosen]
     verdicts = check_all(jobs, verifier, VerdictCache(out / CACHE_FILE))
     kept: list[tuple[Declaration, ProvedTheorem]] = []
-    for decl, job in zip(candidates, jobs, strict=True):
+    for decl, job in zip(chosen, jobs, strict=True):
         verdict = verdicts[job.id]
         if verdict != Verdict.PROVED.value:
             rejected[verdict] += 1
