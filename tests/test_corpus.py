@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -73,6 +74,8 @@ def test_corpus_round_trip(tmp_path):
     # The heldout split is also a benchmark file `stp eval --benchmark` reads.
     heldout = load_statements(tmp_path / "heldout.jsonl", "rocq")
     assert heldout == (theorems[2].statement,)
+    (row,) = [json.loads(line) for line in (tmp_path / "heldout.jsonl").read_text().splitlines()]
+    assert row["forbidden_names"] == list(theorems[2].forbidden_names)
 
 
 def test_conjecture_example_training_pair():

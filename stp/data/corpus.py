@@ -335,9 +335,15 @@ def write_corpus(
     atomic_write_jsonl(
         out / CONJECTURE_EXAMPLES_FILE, (example.to_dict() for example in conjecture_examples)
     )
+    # The heldout file also names what a proof must not cite (its target's library copy),
+    # a field the benchmark loader ignores and an evaluation can enforce with cites_target.
     atomic_write_jsonl(
         out / HELDOUT_FILE,
-        (_benchmark_row(t.statement) for t in theorems if t.split == "heldout"),
+        (
+            {**_benchmark_row(t.statement), "forbidden_names": list(t.forbidden_names)}
+            for t in theorems
+            if t.split == "heldout"
+        ),
     )
     atomic_write_jsonl(out / UNPROVED_FILE, (_benchmark_row(s) for s in unproved))
 
