@@ -69,6 +69,7 @@ def test_section_variables_become_binders_and_local_tactics_are_replayed(tricky)
         "forall (A : Type) (f : A -> A) (f_id : forall x, f x = x) x, f (f x) = x"
     )
     assert "Ltac finish := reflexivity." in f_twice.header()
+    assert "Implicit Type y" not in f_twice.header()  # it names a section variable
     # A section definition takes the section variables it uses as arguments outside it.
     assert tricky["uses_local"].formal_statement() == (
         "Theorem stp_Demo_Tricky_uses_local (A : Type) (f : A -> A) (f_id : forall x, f x = x) x"

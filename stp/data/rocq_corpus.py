@@ -340,19 +340,21 @@ def _read_context(code: str, source: str, requires: list[str], scopes: list[_Sco
         scope.locals.update(dict.fromkeys(_defined_names(bare), arguments))
     elif head == "Require" or (head == "From" and "Require" in words):
         requires.append(_one_line(rocq_strip_comments(source)))
+    elif _sectional(scopes) & set(identifiers(bare)):
+        return  # a directive about what only exists inside a section cannot be replayed
     elif head in _REPLAYED or bare.startswith(("Open Scope", "Close Scope")):
         scope.directives.append(bare)
     elif head in ("Ltac", "Tactic", "Hint") and (scope.kind == "section" or _LOCAL.match(code)):
-        # Local tactics and hints are not exported with the library: the header must make them
-        # again, unless they mention what only exists inside a section.
-        sectional = {
-            n for s in scopes for n in (*s.locals, *s.lets, *(v.name for v in s.variables))
-        }
-        if not sectional & set(identifiers(bare)):
-            text = _one_line(rocq_strip_comments(source)) if head == "Hint" else source
-            local = "#[local] " if head == "Hint" else ""
-            body = _ATTRIBUTES.sub("", textwrap.dedent(rocq_strip_comments(text)).strip(), count=1)
-            scope.directives.append(local + body)
+        # Local tactics and hints are not exported with the library: the header makes them again.
+        text = _one_line(rocq_strip_comments(source)) if head == "Hint" else source
+        local = "#[local] " if head == "Hint" else ""
+        body = _ATTRIBUTES.sub("", textwrap.dedent(rocq_strip_comments(text)).strip(), count=1)
+        scope.directives.append(local + body)
+
+
+def _sectional(scopes: Sequence[_Scope]) -> set[str]:
+    """Names that exist only inside the enclosing sections: variables, lets, local definitions."""
+    return {n for s in scopes for n in (*s.locals, *s.lets, *(v.name for v in s.variables))}
 
 
 def _read_theorem(

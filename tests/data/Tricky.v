@@ -25,6 +25,7 @@ Section Vars.
   Variable A : Type.
   Variables (f : A -> A) (g : A -> nat).
   Hypothesis f_id : forall x, f x = x.
+  Implicit Type y : A.
   Definition twice x := f (f x).
 
   Lemma f_twice x : f (f x) = x.
