@@ -6,6 +6,7 @@
     stp model init --corpus F --out D  build the offline tiny model
     stp train --examples F --out D   weighted fine-tuning (under `accelerate launch` on GPUs)
     stp verify IN.jsonl --out R.jsonl check proofs (rocq, lean)
+    stp eval --config C              pass@k of a model on a benchmark, with a report
 
 Each command group lives next to the code it drives and registers itself here.
 """
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 from stp.config import ConfigError, add_config_arguments, config_from_args, dump_config
 from stp.data import DataError
+from stp.eval.runner import EvaluationMismatch
 from stp.models.errors import MissingExtraError, TrainingOutputConflict
 from stp.verify.backends import VerifierUnavailableError
 
@@ -28,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stp.data.cli",
     "stp.models.cli",
     "stp.verify.cli",
+    "stp.eval.cli",
 )
 
 # Errors a user can fix from the message alone: printed as one line, exit status 2.
@@ -38,6 +41,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     MissingExtraError,
     TrainingOutputConflict,
     VerifierUnavailableError,
+    EvaluationMismatch,
 )
 
 

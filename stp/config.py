@@ -246,7 +246,11 @@ class EvaluationConfig:
         "Bundled benchmark name (see `stp data list`), or a path to a JSONL file of the "
         "benchmark schema.",
     )
-    split: str = _field("valid", "Benchmark split: valid or test (or a split of the JSONL).")
+    split: str | None = _field(
+        None,
+        "Benchmark split (valid, test, or a split of the JSONL file); null: a bundled "
+        "benchmark's first split (valid; test for putnambench), or every statement of a JSONL.",
+    )
     samples: int = _field(8, "Proof attempts per problem.")
     k: list[int] = _field([1, 8], "k values reported for pass@k.")
     limit: int | None = _field(None, "Evaluate only the first N problems (smoke runs).")

@@ -12,7 +12,7 @@ Each part is written atomically once its batch is sampled (generations) or check
 attempts part, verifies the generations parts that have none (no re-sampling), and samples
 only the problems no part holds. Batches are cut the same way on every run and each is
 seeded from ``run.seed`` and its first problem's position, so a resumed evaluation samples
-what an uninterrupted one would. The manifest is checked first: a folder that holds another
+what an uninterrupted one would. Checking a batch overlaps with sampling the next. The manifest is checked first: a folder that holds another
 model's or another benchmark's attempts is refused rather than mixed.
 """
 
@@ -24,6 +24,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,31 +91,32 @@ class Benchmark:
 
 
 def load_benchmark_for_eval(
-    benchmark: str, split: str, prover: str, limit: int | None = None
+    benchmark: str, split: str | None, prover: str, limit: int | None = None
 ) -> Benchmark:
     """A bundled benchmark by name, or a JSONL file of the benchmark schema by path; the
-    first ``limit`` statements of ``split``."""
-    bundled = {entry.benchmark for entry in BENCHMARKS}
+    first ``limit`` statements of ``split``. Without a split: a bundled benchmark's first
+    split (valid; test for PutnamBench), or every statement of a JSONL file."""
+    bundled = {entry.benchmark: entry for entry in BENCHMARKS if entry.prover == prover}
     if benchmark in bundled:
+        entry = bundled[benchmark]
+        split = split or entry.splits[0]
         statements = load_benchmark(benchmark, prover=prover, split=split)
-        source = next(
-            f"bundled {e.filename}"
-            for e in BENCHMARKS
-            if e.benchmark == benchmark and e.prover == prover
-        )
-        name = benchmark
+        source, name = f"bundled {entry.filename}", benchmark
     else:
         path = Path(benchmark)
         if not path.is_file():
+            known = sorted({f"{e.benchmark} ({e.prover})" for e in BENCHMARKS})
             raise DataError(
-                f"--benchmark {benchmark!r} is neither a bundled benchmark "
-                f"({', '.join(sorted(bundled))}) nor a JSONL file"
+                f"--benchmark {benchmark!r} is neither a bundled benchmark for {prover} "
+                f"(bundled: {', '.join(known)}) nor a JSONL file"
             )
         statements = load_statement_file(path, prover)
         splits = sorted({s.split for s in statements})
-        statements = tuple(s for s in statements if s.split == split)
+        if split is not None:
+            statements = tuple(s for s in statements if s.split == split)
         if not statements:
             raise DataError(f"{path} has no statements in split {split!r}; splits: {splits}")
+        split = split or "+".join(splits)
         source, name = str(path.resolve()), path.stem
     names = [s.name for s in statements]
     if len(set(names)) != len(names):
@@ -184,9 +186,17 @@ def build_manifest(config: STPConfig, model: str, benchmark: Benchmark) -> dict[
     }
 
 
+def _identity(manifest: dict[str, Any], key: str) -> Any:
+    value = manifest.get(key)
+    if key == "model" and isinstance(value, dict):
+        # A local model is its files (wherever the folder is reached from); a hub id its name.
+        return value.get("sha256") or value.get("name")
+    return value
+
+
 def _check_manifest(existing: dict[str, Any], wanted: dict[str, Any], out_dir: Path) -> None:
     for key in (*IDENTITY, *IDENTITY_SETTINGS):
-        if existing.get(key) != wanted[key]:
+        if _identity(existing, key) != _identity(wanted, key):
             shown = key if key != "problems" else "problems (benchmark, split or --limit)"
             raise EvaluationMismatch(
                 f"{out_dir} holds an evaluation with a different {shown}: continue it with "
@@ -248,9 +258,9 @@ def read_batches(out_dir: str | Path) -> list[BatchRecord]:
 # ------------------------------------------------------------------------------ running
 
 
-def _batches(statements: Sequence[Statement], size: int) -> Iterator[tuple[int, list[Statement]]]:
+def _batches(statements: Sequence[Statement], size: int) -> Iterator[list[Statement]]:
     for start in range(0, len(statements), size):
-        yield start, list(statements[start : start + size])
+        yield list(statements[start : start + size])
 
 
 class _Lazy:
@@ -308,12 +318,22 @@ def evaluate(
             log(f"resuming: {len(done)} problems done, {len(remaining)} to go")
         next_index = max([*generated, *verified], default=-1) + 1
         size = config.evaluation.batch_problems
-        for offset, (_, batch) in enumerate(_batches(remaining, size)):
-            index = next_index + offset
-            seed = config.run.seed + position[batch[0].name]
-            body = _sample_batch(config, batch, lang, sampler.get(), seed)
-            atomic_write_json(_part_path(out_dir, GENERATIONS, index), body)
-            _verify_batch(out_dir, index, batch, body, lang, verifier.get(), log)
+        # Batch i is checked on a thread while batch i+1 is sampled: the accelerator does not
+        # wait for the proof assistant. At most one batch is being checked at a time.
+        with ThreadPoolExecutor(max_workers=1) as checker:
+            checking: Future[None] | None = None
+            for offset, batch in enumerate(_batches(remaining, size)):
+                index = next_index + offset
+                seed = config.run.seed + position[batch[0].name]
+                body = _sample_batch(config, batch, lang, sampler.get(), seed)
+                atomic_write_json(_part_path(out_dir, GENERATIONS, index), body)
+                if checking is not None:
+                    checking.result()  # raises what the check raised
+                checking = checker.submit(
+                    _verify_batch, out_dir, index, batch, body, lang, verifier.get(), log
+                )
+            if checking is not None:
+                checking.result()
     finally:
         sampler.close()
         verifier.close()
