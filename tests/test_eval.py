@@ -309,3 +309,52 @@ def test_default_split_is_a_bundled_benchmarks_first_or_a_files_every_statement(
     path = _write_statements(tmp_path / "b.jsonl")
     whole = load_benchmark_for_eval(str(path), None, "rocq")
     assert (whole.name, whole.split, len(whole.statements)) == ("b", "heldout", 3)
+
+
+def test_model_that_cannot_load_is_a_one_line_error_and_leaves_the_folder_usable(
+    evaluated, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config, benchmark, _, report = evaluated
+    out = tmp_path / "out"
+    args = ["eval", "--benchmark", benchmark.source, "--split", "heldout", "--prover", "rocq"]
+    assert main([*args, "--model", str(tmp_path / "missing"), "--output", str(out)]) == 2
+    assert "cannot load model" in capsys.readouterr().err
+    # the same folder then takes the right model: nothing was recorded for the wrong one
+    assert _figures(_run(config, benchmark, out)) == _figures(report)
+
+
+def test_lean_report_shows_quoted_figures_marked_as_quoted(setup):
+    _, _, out = setup
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest |= {"benchmark": "minif2f", "split": "test", "prover": "lean"}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    report = write_report(out, [1, 2])
+    assert {q["model"] for q in report["quoted"]} >= {
+        "DeepSeek-Prover-V1.5-RL",
+        "Goedel-Prover-SFT",
+    }
+    assert all(q["quoted"] and q["source"] for q in report["quoted"])
+    text = (out / "report.md").read_text()
+    quoted = text.split("## Quoted from the literature (not measured here)")[1].split("##")[0]
+    assert "| STP (7B, from DeepSeek-Prover-V1.5-SFT) | 128 | 61.2% | Dong & Ma 2025" in quoted
+    assert "65.0% ± 0.5%" in quoted
+
+
+@pytest.mark.lean
+@pytest.mark.slow
+def test_stp_eval_on_lean_minif2f_where_lean_is_installed(tmp_path):
+    """miniF2F-test through the Lean REPL (verification.lean_project must hold a built
+    Mathlib project); the tiny model proves nothing, so this checks the plumbing."""
+    model = tmp_path / "model"
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("theorem foo : 1 + 1 = 2 := by norm_num\n" * 200)
+    assert main(["model", "init", "--corpus", str(corpus), "--out", str(model),
+                 "--vocab-size", "300", "--hidden-size", "32", "--layers", "1", "--heads", "2",
+                 "--intermediate-size", "64"]) == 0  # fmt: skip
+    out = tmp_path / "out"
+    assert main(["eval", "--model", str(model), "--benchmark", "minif2f", "--split", "test",
+                 "--prover", "lean", "--samples", "2", "--k", "1,2", "--limit", "1",
+                 "--output", str(out), "--set", "sampling.max_new_tokens=16"]) == 0  # fmt: skip
+    report = load_report(out)
+    assert report["attempts"] == 2 and report["quoted"] and report["assistant_versions"]

@@ -72,7 +72,14 @@ def _run(args: argparse.Namespace) -> int:
     def make_model_sampler() -> Sampler:
         from stp.models import make_sampler  # loads torch: only when something is sampled
 
-        return make_sampler(model, config.sampling)
+        try:
+            return make_sampler(model, config.sampling)
+        except OSError as exc:  # transformers: no such folder, hub id unknown or offline
+            reason = str(exc).strip().splitlines()[0]
+            raise FileNotFoundError(
+                f"cannot load model {model!r} ({reason}); pass --model a local folder "
+                "(`stp model init`, or a round's model) or a hub id reachable from here"
+            ) from exc
 
     def make_proof_verifier() -> Verifier:
         from stp.verify import make_verifier

@@ -293,7 +293,9 @@ def evaluate(
     attempts under ``out_dir``; continues a killed evaluation of the same settings."""
     out_dir = Path(out_dir)
     manifest = build_manifest(config, model, benchmark)
-    if (out_dir / MANIFEST).is_file():
+    # A folder with no parts yet (e.g. the model failed to load) holds nothing to mix up.
+    has_parts = bool(_parts(out_dir, GENERATIONS) or _parts(out_dir, ATTEMPTS))
+    if has_parts:
         _check_manifest(read_manifest(out_dir), manifest, out_dir)
     else:
         atomic_write_json(out_dir / MANIFEST, manifest)
