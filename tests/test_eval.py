@@ -242,6 +242,8 @@ def test_unknown_benchmark_and_split_are_one_line_errors(tmp_path, capsys):
     path = _write_statements(tmp_path / "b.jsonl")
     assert main(["eval", "--benchmark", str(path), "--split", "valid", "--prover", "rocq"]) == 2
     assert "splits: ['heldout']" in capsys.readouterr().err
+    assert main(["eval", "--benchmark", "minif2f", "--prover", "isabelle"]) == 2
+    assert "no prompt format for 'isabelle'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -19,10 +19,11 @@ import argparse
 from pathlib import Path
 
 from stp.artifacts import atomic_write_text
-from stp.config import STPConfig, add_config_arguments, config_from_args
+from stp.config import ConfigError, STPConfig, add_config_arguments, config_from_args
 from stp.eval.passk import ESTIMATOR_LABELS
 from stp.eval.report import REPORT_MD, compare_markdown, load_report, write_report
 from stp.eval.runner import default_output_dir, evaluate, load_benchmark_for_eval
+from stp.languages import language
 from stp.models.sampler import Sampler
 from stp.verify.types import Verifier
 
@@ -54,6 +55,10 @@ def _run(args: argparse.Namespace) -> int:
     config = eval_config_from_args(args)
     evaluation = config.evaluation
     prover = config.verification.backend
+    try:
+        language(prover)  # prompts and parsing exist for this proof assistant
+    except ValueError as exc:
+        raise ConfigError(f"--prover {prover}: {exc}") from exc
     model = evaluation.model or config.run.base_model
     benchmark = load_benchmark_for_eval(
         evaluation.benchmark, evaluation.split, prover, evaluation.limit
