@@ -135,6 +135,8 @@ def test_evaluation_reports_exact_figures_with_real_coqtop(evaluated):
     assert figures[(1, "block")]["std"] is not None  # 4 blocks of 1
     assert (8, "unbiased") not in figures and (8, "block") not in figures  # 4 samples < 8
     assert report["assistant_versions"] and "8." in report["assistant_versions"][0]
+    assert report["wall_seconds"] >= report["checking_seconds"] > 0
+    assert report["verifier_seconds"] > 0
     assert report["quoted"] == []  # nothing published for this split
 
     text = (out / "report.md").read_text()

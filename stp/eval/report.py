@@ -24,7 +24,7 @@ from stp.artifacts import (
 )
 from stp.eval.passk import ESTIMATOR_LABELS, PassAtK, estimate_all
 from stp.eval.reference import QuotedResult, quoted_for
-from stp.eval.runner import read_batches, read_manifest
+from stp.eval.runner import read_batches, read_manifest, read_wall_seconds
 from stp.verify.types import Verdict
 
 REPORT_MD = "report.md"
@@ -54,9 +54,10 @@ class Report:
     verdicts: dict[str, int]
     attempts: int
     tokens: int
-    generation_seconds: float
-    verification_seconds: float
-    verifier_seconds: float  # sum of per-proof check times
+    wall_seconds: float  # of every `stp eval` call on the folder (sampling and checking overlap)
+    generation_seconds: float  # time spent sampling
+    verification_seconds: float  # time spent checking, batch by batch
+    verifier_seconds: float  # sum of per-proof check times (across verifier processes)
     assistant_versions: tuple[str, ...]
     quoted: tuple[QuotedResult, ...]
     ks: tuple[int, ...]
@@ -88,11 +89,9 @@ class Report:
             "pass_at_k": [e.to_dict() for e in self.estimates],
             "verdicts": self.verdicts,
             "tokens": self.tokens,
-            "wall_seconds": {
-                "generation": round(self.generation_seconds, 3),
-                "verification": round(self.verification_seconds, 3),
-                "total": round(self.generation_seconds + self.verification_seconds, 3),
-            },
+            "wall_seconds": round(self.wall_seconds, 3),
+            "sampling_seconds": round(self.generation_seconds, 3),
+            "checking_seconds": round(self.verification_seconds, 3),
             "verifier_seconds": round(self.verifier_seconds, 3),
             "assistant_versions": list(self.assistant_versions),
             "stp_version": m["stp_version"],
@@ -129,6 +128,7 @@ def build_report(out_dir: str | Path, ks: Sequence[int]) -> Report:
         verdicts={v.value: counts.get(v.value, 0) for v in Verdict},
         attempts=len(attempts),
         tokens=sum(a.num_tokens for a in attempts),
+        wall_seconds=read_wall_seconds(out_dir),
         generation_seconds=sum(b.generation_seconds for b in batches),
         verification_seconds=sum(b.verification_seconds for b in batches),
         verifier_seconds=sum(a.check_seconds for a in attempts),
@@ -158,7 +158,6 @@ def render_markdown(report: dict[str, Any]) -> str:
             "problems have attempts; run the same `stp eval` command again to finish.",
             "",
         ]
-    wall = report["wall_seconds"]
     lines += _table(
         [
             "benchmark",
@@ -169,7 +168,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             "attempts",
             "solved",
             "tokens",
-            "wall s (sampling + checking)",
+            "wall s",
+            "sampling s",
+            "checking s",
             "verifier s",
         ],
         [
@@ -182,11 +183,19 @@ def render_markdown(report: dict[str, Any]) -> str:
                 report["attempts"],
                 report["solved"],
                 report["tokens"],
-                f"{wall['total']:.1f} ({wall['generation']:.1f} + {wall['verification']:.1f})",
+                f"{report['wall_seconds']:.1f}",
+                f"{report['sampling_seconds']:.1f}",
+                f"{report['checking_seconds']:.1f}",
                 f"{report['verifier_seconds']:.1f}",
             ]
         ],
     )
+    lines += [
+        "",
+        "Wall s: elapsed time of the `stp eval` calls on this folder. Sampling s and checking "
+        "s: time in each stage (checking a batch overlaps sampling the next). Verifier s: "
+        "per-proof check times summed over the verifier processes.",
+    ]
     estimates = _estimates(report)
     lines += ["", "## pass@k", ""]
     rows = []
@@ -371,7 +380,8 @@ def compare_markdown(
             "samples/problem": r["samples_per_problem"],
             "solved": r["solved"],
             "tokens": r["tokens"],
-            "wall s": f"{r['wall_seconds']['total']:.1f}",
+            "wall s": f"{r['wall_seconds']:.1f}",
+            "sampling s": f"{r['sampling_seconds']:.1f}",
             "verifier s": f"{r['verifier_seconds']:.1f}",
         }[key]
 
@@ -385,6 +395,7 @@ def compare_markdown(
             "solved",
             "tokens",
             "wall s",
+            "sampling s",
             "verifier s",
         )
     ]

@@ -4,6 +4,7 @@ An evaluation folder holds::
 
     manifest.json                what is evaluated: model (with a digest of its files), data
                                  (sha256 of the statements), sampling and checking settings
+    timing.json                  wall seconds of each `evaluate` call on this folder
     generations/part-NNNNN.json  the sampled completions of one batch of problems
     attempts/part-NNNNN.json     the verified attempts of that batch, with its timings
 
@@ -40,6 +41,7 @@ from stp.models.sampler import Sampler
 from stp.verify.types import Verdict, Verifier, VerifyJob
 
 MANIFEST = "manifest.json"
+TIMING = "timing.json"
 GENERATIONS = "generations"
 ATTEMPTS = "attempts"
 # Fields of the manifest that must match for a run to continue an existing folder.
@@ -239,6 +241,33 @@ class BatchRecord:
     verification_seconds: float
 
 
+def read_wall_seconds(out_dir: str | Path) -> float:
+    """Wall time of every ``evaluate`` call on the folder, up to its last finished part."""
+    path = Path(out_dir) / TIMING
+    if not path.is_file():
+        return 0.0
+    calls = json.loads(path.read_text(encoding="utf-8"))["calls"]
+    return float(sum(call["wall_seconds"] for call in calls))
+
+
+class _WallClock:
+    """Records this call's wall time in ``timing.json`` beside the earlier calls' times."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / TIMING
+        self.calls = (
+            json.loads(self.path.read_text(encoding="utf-8"))["calls"]
+            if self.path.is_file()
+            else []
+        )
+        self.started = time.monotonic()
+        self.start_time = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+    def save(self) -> None:
+        this_call = {"started": self.start_time, "wall_seconds": time.monotonic() - self.started}
+        atomic_write_json(self.path, {"calls": [*self.calls, this_call]})
+
+
 def read_batches(out_dir: str | Path) -> list[BatchRecord]:
     """Every finished batch of an evaluation folder, in part order."""
     records = []
@@ -300,6 +329,7 @@ def evaluate(
     else:
         atomic_write_json(out_dir / MANIFEST, manifest)
 
+    clock = _WallClock(out_dir)
     lang = language(benchmark.prover)
     by_name = {s.name: s for s in benchmark.statements}
     position = {s.name: i for i, s in enumerate(benchmark.statements)}
@@ -313,6 +343,7 @@ def evaluate(
             batch = [by_name[name] for name in body["problems"]]
             log(f"part {index}: verifying {len(batch)} problems sampled before a restart")
             _verify_batch(out_dir, index, batch, body, lang, verifier.get(), log)
+            clock.save()
             done.update(body["problems"])
 
         remaining = [s for s in benchmark.statements if s.name not in done]
@@ -331,11 +362,13 @@ def evaluate(
                 atomic_write_json(_part_path(out_dir, GENERATIONS, index), body)
                 if checking is not None:
                     checking.result()  # raises what the check raised
+                    clock.save()
                 checking = checker.submit(
                     _verify_batch, out_dir, index, batch, body, lang, verifier.get(), log
                 )
             if checking is not None:
                 checking.result()
+                clock.save()
     finally:
         sampler.close()
         verifier.close()
