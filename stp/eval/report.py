@@ -372,33 +372,8 @@ def compare_markdown(
             "",
         ]
 
-    def setup(r: dict[str, Any], key: str) -> object:
-        return {
-            "model": r["model"]["name"],
-            "benchmark": f"{r['benchmark']} {r['split']} ({r['prover']})",
-            "problems": r["problems_evaluated"],
-            "samples/problem": r["samples_per_problem"],
-            "solved": r["solved"],
-            "tokens": r["tokens"],
-            "wall s": f"{r['wall_seconds']:.1f}",
-            "sampling s": f"{r['sampling_seconds']:.1f}",
-            "verifier s": f"{r['verifier_seconds']:.1f}",
-        }[key]
-
-    rows: list[list[object]] = [
-        [key, setup(a, key), setup(b, key), ""]
-        for key in (
-            "model",
-            "benchmark",
-            "problems",
-            "samples/problem",
-            "solved",
-            "tokens",
-            "wall s",
-            "sampling s",
-            "verifier s",
-        )
-    ]
+    summary_a, summary_b = _summary(a), _summary(b)
+    rows: list[list[object]] = [[key, summary_a[key], summary_b[key], ""] for key in summary_a]
     est_a, est_b = _estimates(a), _estimates(b)
     order = list(ESTIMATOR_LABELS)
     for k, estimator in sorted(set(est_a) | set(est_b), key=lambda e: (e[0], order.index(e[1]))):
@@ -431,6 +406,21 @@ def compare_markdown(
             + (", ".join(sorted(solved_b - solved_a)) or "none"),
         ]
     return "\n".join(lines) + "\n"
+
+
+def _summary(r: dict[str, Any]) -> dict[str, object]:
+    return {
+        "model": r["model"]["name"],
+        "benchmark": f"{r['benchmark']} {r['split']} ({r['prover']})",
+        "problems": r["problems_evaluated"],
+        "samples/problem": r["samples_per_problem"],
+        "solved": r["solved"],
+        "tokens": r["tokens"],
+        "wall s": f"{r['wall_seconds']:.1f}",
+        "sampling s": f"{r['sampling_seconds']:.1f}",
+        "checking s": f"{r['checking_seconds']:.1f}",
+        "verifier s": f"{r['verifier_seconds']:.1f}",
+    }
 
 
 def _estimates(report: dict[str, Any]) -> dict[tuple[int, str], PassAtK]:
