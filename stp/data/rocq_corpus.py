@@ -412,8 +412,7 @@ def _read_theorem(
         binders = _apply_section_arguments(rest[:split_at], scopes)
         typ = _apply_section_arguments(rest[split_at + 1 :], scopes)
     proof_text = text[proof_start:proof_end] if proof_start is not None else ""
-    proof = textwrap.dedent(rocq_strip_comments(proof_text)).strip()
-    proof = "\n".join(line.rstrip() for line in proof.splitlines() if line.strip())
+    proof = _dedent_proof(rocq_strip_comments(proof_text))
     if not proof:
         skip = skip or "empty proof"
     used = set(identifiers(proof)) | set(identifiers(binders + " " + typ)) | using
@@ -444,6 +443,16 @@ def _read_theorem(
         )
     )
     return i
+
+
+def _dedent_proof(text: str) -> str:
+    """Proof lines without their common indentation and blank lines; a first line that shared
+    its line with ``Proof.`` is not counted in the common indentation."""
+    lines = [line.rstrip() for line in text.strip("\n").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    rest = textwrap.dedent("\n".join(lines[1:]))
+    return f"{lines[0].strip()}\n{rest}" if rest else lines[0].strip()
 
 
 def _module_prefixes(scopes: Sequence[_Scope]) -> list[tuple[str, ...]]:
