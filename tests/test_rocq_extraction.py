@@ -7,8 +7,8 @@ import pytest
 
 from stp.cli import main
 from stp.data import load_statements
-from stp.data.corpus import cites_target, load_corpus
-from stp.data.rocq_corpus import extract_rocq, stdlib_theories
+from stp.data.corpus import Lemma, cites_target, load_corpus
+from stp.data.rocq_corpus import extract_rocq, library_lemmas, stdlib_theories
 from stp.verify.types import Verdict, VerifyJob
 
 STDLIB_SAMPLE = ("Arith/EqNat.v", "Bool/BoolOrder.v", "Lists/ListDec.v")
@@ -117,3 +117,15 @@ def test_cli_extracts_a_capped_subset_of_the_real_stdlib(tmp_path, capsys):
     assert "kept" in printed and "over --max-theorems" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert 0 < sum(summary["kept"].values()) <= 80
+
+
+def test_library_lemmas_types_what_only_functors_state():
+    # Nat.add_comm comes from a functor PeanoNat includes: no stdlib file states it in text.
+    names = ["Nat.add_comm", "Z.le_elim", "Nat.add", "Nat.no_such_lemma", "PeanoNat.Nat.add_comm"]
+    lemmas = library_lemmas(names, ["Coq.Arith.PeanoNat", "Coq.ZArith.BinInt"])
+    assert lemmas == [
+        Lemma(
+            "Nat.add_comm", "Nat.add_comm : forall n m : nat, n + m = m + n", "Coq.Arith.PeanoNat"
+        )
+    ]  # a tactic, a definition and an unknown name are not lemmas; one entry per constant
+    assert library_lemmas([], ["Coq.Arith.PeanoNat"]) == []

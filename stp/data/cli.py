@@ -51,6 +51,7 @@ def _extract_rocq(args: argparse.Namespace) -> int:
             max_theorems=args.max_theorems,
             heldout_fraction=args.heldout,
             selfplay_fraction=args.selfplay,
+            memory_limit_mb=config.verification.memory_limit_mb,
         )
     print("\n".join(summary.lines()))
     print(f"corpus: {args.out}")

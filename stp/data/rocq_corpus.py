@@ -20,6 +20,10 @@ Every candidate is checked by the Rocq verifier in exactly the form it will be u
 (``ROCQ.assemble(header, formal_statement, proof)``); only ``proved`` pairs whose proof does
 not cite the target's library copy are kept. Verdicts are cached in ``DIR/verify_cache.jsonl``
 as they arrive, so a killed extraction continues where it stopped.
+
+The lemma index holds every stdlib theorem a file states, by every name it can be cited by,
+plus the lemmas kept proofs cite that only a functor states (``Nat.add_comm`` comes from
+``NAddProp``), located and typed by ``coqc``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import textwrap
 import time
 from collections import Counter
@@ -58,6 +65,7 @@ from stp.data.corpus import (
     write_corpus,
 )
 from stp.languages import rocq_sentences, rocq_strip_comments
+from stp.verify.process import kill_group, spawn
 from stp.verify.types import Verdict, Verifier, VerifyJob, VerifyResult
 
 # The CPU default favours arithmetic, lists and logic: closest to miniF2F-Rocq's statements.
@@ -469,9 +477,6 @@ def _module_prefixes(scopes: Sequence[_Scope]) -> list[tuple[str, ...]]:
 
 def stdlib_theories() -> Path:
     """The stdlib sources of the installed Rocq/Coq (``$(coqc -where)/theories``)."""
-    import shutil
-    import subprocess
-
     coqc = shutil.which("coqc")
     if coqc is None:
         raise DataError("coqc not found: install Rocq/Coq (`apt-get install coq`)")
@@ -495,6 +500,86 @@ def stdlib_files(theories: Path, modules: Iterable[str] | None) -> list[Path]:
         )
     order = sorted(wanted, key=lambda m: (m != "Init", m))
     return [f for m in order for f in sorted((theories / m).rglob("*.v"))]
+
+
+# ------------------------------------------------------------ lemmas the parser cannot see
+
+_MARK = "stp_corpus_mark_"  # a name nothing has: ``Locate`` of it prints a separator line
+_NO_MARK = re.compile(rf"^No object of basename {_MARK}(\d+)\s*$", re.MULTILINE)
+
+
+def _run_coqc(script: str, timeout_s: float, memory_limit_mb: int) -> str:
+    """coqc's output for a script, run in a scratch folder in its own process group."""
+    coqc = shutil.which("coqc")
+    if coqc is None:
+        raise DataError("coqc not found: install Rocq/Coq (`apt-get install coq`)")
+    with tempfile.TemporaryDirectory(prefix="stp-lemmas-") as scratch:
+        Path(scratch, "lemmas.v").write_text(script, encoding="utf-8")
+        proc = spawn([coqc, "-q", "lemmas.v"], scratch, memory_limit_mb)
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise DataError(
+                f"coqc took over {timeout_s:.0f}s to type library lemmas; extract fewer --modules"
+            ) from None
+        finally:
+            kill_group(proc)
+    return out.decode("utf-8", errors="replace")
+
+
+def _answers(output: str) -> dict[int, str]:
+    """What coqc printed after each marker, by marker number."""
+    marks = list(_NO_MARK.finditer(output))
+    return {
+        int(m.group(1)): output[m.end() : marks[k + 1].start() if k + 1 < len(marks) else None]
+        for k, m in enumerate(marks)
+    }
+
+
+def library_lemmas(
+    names: Iterable[str],
+    modules: Sequence[str],
+    timeout_s: float = 600.0,
+    memory_limit_mb: int = 4096,
+) -> list[Lemma]:
+    """Lemmas for qualified names proofs cite that no stdlib file states in its text (those a
+    functor gives ``Nat``, ``N`` and ``Z``, such as ``Nat.add_comm``): located and typed by
+    coqc with ``modules`` imported. Names that are not opaque constants (tactics,
+    definitions) are dropped."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return []
+    preamble = f"Require Import {' '.join(modules)}.\nSet Printing Width 100000.\n"
+    located = _answers(
+        _run_coqc(
+            preamble + "".join(f"Locate {_MARK}{i}.\nLocate {n}.\n" for i, n in enumerate(wanted)),
+            timeout_s,
+            memory_limit_mb,
+        )
+    )
+    full_names = {}
+    for i, name in enumerate(wanted):
+        constant = re.search(r"^Constant (\S+)", located.get(i, ""), re.MULTILINE)
+        if constant is not None and constant.group(1).endswith("." + name):
+            full_names[name] = constant.group(1)
+    about = _answers(
+        _run_coqc(
+            preamble
+            + "".join(
+                f"Locate {_MARK}{i}.\nAbout {full}.\n" for i, full in enumerate(full_names.values())
+            ),
+            timeout_s,
+            memory_limit_mb,
+        )
+    )
+    lemmas: dict[str, Lemma] = {}
+    for i, (name, full) in enumerate(full_names.items()):
+        answer = about.get(i, "").strip()
+        typ = re.match(r"\S+ : (.+)", answer)
+        # Proved lemmas are opaque (Qed); definitions and Defined terms are transparent.
+        if typ is not None and re.search(r" is opaque$", answer, re.MULTILINE):
+            lemmas.setdefault(full, Lemma(name, f"{name} : {typ.group(1)}", full[: -len(name) - 1]))
+    return list(lemmas.values())
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -609,10 +694,13 @@ def extract_rocq(
     heldout_fraction: float = 0.1,
     selfplay_fraction: float = 0.2,
     theories: Path | None = None,
+    memory_limit_mb: int = 4096,
 ) -> ExtractionSummary:
     """Parse, check and split the stdlib theorems of ``modules`` (every folder for None) and
     write the corpus folder (see ``stp.data.corpus``). ``max_theorems`` caps the candidates
-    checked, chosen by a hash of their names so that every module keeps its share."""
+    checked, chosen by a hash of their names so that every module keeps its share. The lemma
+    index is every stdlib theorem stated in a file, plus the lemmas kept proofs cite that only
+    a functor states (typed by coqc, under ``memory_limit_mb``)."""
     started = time.monotonic()
     check_fractions(heldout_fraction, selfplay_fraction)
     out = Path(out_dir)
@@ -640,19 +728,28 @@ def extract_rocq(
         chosen = [d for d in chosen if d.fresh_name in keep]
     jobs = [VerifyJob(d.fresh_name, d.header(), d.formal_statement(), d.proof) for d in chosen]
     verdicts = check_all(jobs, verifier, VerdictCache(out / CACHE_FILE))
-    kept: list[tuple[Declaration, ProvedTheorem]] = []
+    proved = []
     for decl, job in zip(chosen, jobs, strict=True):
-        verdict = verdicts[job.id]
-        if verdict != Verdict.PROVED.value:
-            rejected[verdict] += 1
-            continue
+        if verdicts[job.id] == Verdict.PROVED.value:
+            proved.append(decl)
+        else:
+            rejected[verdicts[job.id]] += 1
+    cited = {name for decl in proved for name in identifiers(decl.proof) if "." in name}
+    lemmas += library_lemmas(
+        cited - set(index),
+        sorted({decl.module for decl in proved}),
+        memory_limit_mb=memory_limit_mb,
+    )
+    index = build_lemma_index(lemmas)
+    kept: list[tuple[Declaration, ProvedTheorem]] = []
+    for decl in proved:
         statement = Statement(
             name=decl.fresh_name,
             prover="rocq",
             split=split_of(decl.full_name, heldout_fraction, selfplay_fraction),
             source=SOURCE,
-            header=job.header,
-            formal_statement=job.formal_statement,
+            header=decl.header(),
+            formal_statement=decl.formal_statement(),
         )
         used = tuple(
             lemma for lemma in lemmas_used(decl.proof, index) if lemma.full_name != decl.full_name
