@@ -30,7 +30,6 @@ reached through a hint database (``auto with arith``) or an alias (``Notation``)
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any, Literal, get_args
 
 from stp.artifacts import atomic_write_jsonl, read_jsonl
 from stp.data.benchmarks import DataError, Statement, load_statements
-from stp.languages import language, rocq_strip_comments
+from stp.languages import language
 
 Split = Literal["sft", "selfplay", "heldout"]
 SPLITS: tuple[str, ...] = get_args(Split)
@@ -181,52 +180,6 @@ class ConjectureExample:
 
 # ------------------------------------------------------------------------- lemma names
 
-# A possibly qualified identifier: Rocq (``Nat.add_comm``, ``plus_n_O``, ``le_n_S'``) and
-# Lean (``Nat.add_comm``, ``mul_le_mul_left'``, ``Finset.sum_range_succ``).
-_IDENTIFIER = re.compile(r"(?<![\w'.])[A-Za-z_][\w']*(?:\.[A-Za-z_][\w']*)*")
-
-
-_ROCQ_STRING = re.compile(r'"(?:[^"]|"")*"')  # in comment-free text; "" is an escaped quote
-
-
-def rocq_code(text: str) -> str:
-    """Rocq text without comments and with every string emptied: what is left is code."""
-    return _ROCQ_STRING.sub('""', rocq_strip_comments(text))
-
-
-def identifiers(text: str, prover: str = "rocq") -> tuple[str, ...]:
-    """The identifiers a proof or statement text names, in order of first use, outside
-    comments and strings."""
-    code = rocq_code(text) if prover == "rocq" else _lean_mask(text)
-    return tuple(dict.fromkeys(_IDENTIFIER.findall(code)))
-
-
-def _lean_mask(text: str) -> str:
-    """Lean comments (``--`` to the line end, nested ``/- -/``) and strings blanked out."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', lambda m: " " * len(m.group()), text)
-    out, depth, i = [], 0, 0
-    while i < len(text):
-        if text.startswith("/-", i):
-            depth += 1
-            i += 2
-            out.append("  ")
-        elif depth and text.startswith("-/", i):
-            depth -= 1
-            i += 2
-            out.append("  ")
-        elif depth:
-            out.append("\n" if text[i] == "\n" else " ")
-            i += 1
-        elif text.startswith("--", i):
-            end = text.find("\n", i)
-            end = len(text) if end == -1 else end
-            out.append(" " * (end - i))
-            i = end
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
 
 def qualified_names(full_name: str) -> tuple[str, ...]:
     """Every name a declaration can be cited by, shortest first:
@@ -257,7 +210,7 @@ def lemmas_used(proof: str, index: Mapping[str, Lemma], prover: str = "rocq") ->
     (outside comments and strings) that names a lemma of ``index``. Local names that shadow a
     library name (a hypothesis called like a lemma) are counted as the lemma."""
     found: dict[str, Lemma] = {}
-    for name in identifiers(proof, prover):
+    for name in language(prover).identifiers(proof):
         lemma = index.get(name)
         if lemma is not None:
             found.setdefault(lemma.full_name, lemma)
@@ -267,7 +220,7 @@ def lemmas_used(proof: str, index: Mapping[str, Lemma], prover: str = "rocq") ->
 def cites_target(proof: str, theorem: ProvedTheorem) -> bool:
     """Whether ``proof`` names the library's own copy of ``theorem`` (which its header loads)."""
     forbidden = set(theorem.forbidden_names)
-    return any(name in forbidden for name in identifiers(proof, theorem.statement.prover))
+    return any(name in forbidden for name in language(theorem.statement.prover).identifiers(proof))
 
 
 # ------------------------------------------------------------------------------ splits

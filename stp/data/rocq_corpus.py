@@ -56,15 +56,13 @@ from stp.data.corpus import (
     check_fractions,
     conjecture_examples,
     corpus_text,
-    identifiers,
     lemmas_used,
     name_hash,
     qualified_names,
-    rocq_code,
     split_of,
     write_corpus,
 )
-from stp.languages import rocq_sentences, rocq_strip_comments
+from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
 from stp.verify.process import kill_group, spawn
 from stp.verify.types import Verdict, Verifier, VerifyJob, VerifyResult
 
@@ -233,7 +231,7 @@ def _section_closure(scopes: Sequence[_Scope], used: Iterable[str]) -> list[Sect
         for i, variable in enumerate(variables):
             if i not in chosen and variable.name in wanted:
                 chosen.add(i)
-                wanted |= set(identifiers(variable.binder))
+                wanted |= set(ROCQ.identifiers(variable.binder))
                 changed = True
     return [variables[i] for i in sorted(chosen)]
 
@@ -295,7 +293,7 @@ def parse_file(theories: Path, file: Path) -> list[Declaration]:
     while i < len(spans):
         start, end = spans[i]
         source = text[start:end]
-        code = _one_line(rocq_code(source))
+        code = _one_line(ROCQ.code(source))
         i += 1
         match = _THEOREM.match(_one_line(rocq_strip_comments(source)))
         if match is not None:
@@ -338,7 +336,7 @@ def _read_context(code: str, source: str, requires: list[str], scopes: list[_Sco
     elif head == "Let" and scope.kind == "section" and len(words) > 1:
         scope.lets.add(words[1].rstrip(".:"))
     elif head in _DEFINITIONS and scope.kind == "section" and len(words) > 1:
-        mentioned = set(identifiers(bare))
+        mentioned = set(ROCQ.identifiers(bare))
         used = set(mentioned)
         for s in scopes:
             for name, arguments in s.locals.items():
@@ -348,7 +346,7 @@ def _read_context(code: str, source: str, requires: list[str], scopes: list[_Sco
         scope.locals.update(dict.fromkeys(_defined_names(bare), arguments))
     elif head == "Require" or (head == "From" and "Require" in words):
         requires.append(_one_line(rocq_strip_comments(source)))
-    elif _sectional(scopes) & set(identifiers(bare)):
+    elif _sectional(scopes) & set(ROCQ.identifiers(bare)):
         return  # a directive about what only exists inside a section cannot be replayed
     elif head in _REPLAYED or bare.startswith(("Open Scope", "Close Scope")):
         scope.directives.append(bare)
@@ -384,7 +382,7 @@ def _read_theorem(
     using: set[str] = set()
     while i < len(spans):
         start, end = spans[i]
-        sentence = _one_line(rocq_code(text[start:end]))
+        sentence = _one_line(ROCQ.code(text[start:end]))
         i += 1
         word = sentence.rstrip(".").split()[0] if sentence.rstrip(".").split() else ""
         if proof_start is None:
@@ -393,7 +391,7 @@ def _read_theorem(
                 if sentence.startswith("Proof with"):
                     skip = skip or "proof with"
                 elif sentence.startswith("Proof using"):
-                    using = set(identifiers(sentence[len("Proof using") :]))
+                    using = set(ROCQ.identifiers(sentence[len("Proof using") :]))
                 elif sentence != "Proof.":  # ``Proof <term>.`` is the whole proof
                     skip = skip or "proof term"
                     proof_end = end
@@ -423,7 +421,7 @@ def _read_theorem(
     proof = _dedent_proof(rocq_strip_comments(proof_text))
     if not proof:
         skip = skip or "empty proof"
-    used = set(identifiers(proof)) | set(identifiers(binders + " " + typ)) | using
+    used = set(ROCQ.identifiers(proof)) | set(ROCQ.identifiers(binders + " " + typ)) | using
     section_binders = tuple(v.binder for v in _section_closure(scopes, used))
     if used & {name for scope in scopes for name in scope.lets}:
         skip = skip or "section let"
@@ -715,7 +713,7 @@ def extract_rocq(
     for decl in found:
         if decl.skip is not None:
             continue
-        if set(qualified_names(decl.full_name)) & set(identifiers(decl.proof)):
+        if set(qualified_names(decl.full_name)) & set(ROCQ.identifiers(decl.proof)):
             rejected["cites target"] += 1
         elif decl.fresh_name in candidates:
             rejected["duplicate name"] += 1
@@ -734,7 +732,7 @@ def extract_rocq(
             proved.append(decl)
         else:
             rejected[verdicts[job.id]] += 1
-    cited = {name for decl in proved for name in identifiers(decl.proof) if "." in name}
+    cited = {name for decl in proved for name in ROCQ.identifiers(decl.proof) if "." in name}
     lemmas += library_lemmas(
         cited - set(index),
         sorted({decl.module for decl in proved}),
