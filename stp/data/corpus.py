@@ -181,6 +181,12 @@ class ConjectureExample:
 # ------------------------------------------------------------------------- lemma names
 
 
+def identifiers(text: str, prover: str = "rocq") -> tuple[str, ...]:
+    """The identifiers a proof or statement names outside comments and strings, in order of
+    first use (``language(prover).identifiers``)."""
+    return language(prover).identifiers(text)
+
+
 def qualified_names(full_name: str) -> tuple[str, ...]:
     """Every name a declaration can be cited by, shortest first:
     ``Coq.Arith.PeanoNat.Nat.add_comm`` -> ``add_comm``, ``Nat.add_comm``, ...,
@@ -210,7 +216,7 @@ def lemmas_used(proof: str, index: Mapping[str, Lemma], prover: str = "rocq") ->
     (outside comments and strings) that names a lemma of ``index``. Local names that shadow a
     library name (a hypothesis called like a lemma) are counted as the lemma."""
     found: dict[str, Lemma] = {}
-    for name in language(prover).identifiers(proof):
+    for name in identifiers(proof, prover):
         lemma = index.get(name)
         if lemma is not None:
             found.setdefault(lemma.full_name, lemma)
@@ -220,7 +226,7 @@ def lemmas_used(proof: str, index: Mapping[str, Lemma], prover: str = "rocq") ->
 def cites_target(proof: str, theorem: ProvedTheorem) -> bool:
     """Whether ``proof`` names the library's own copy of ``theorem`` (which its header loads)."""
     forbidden = set(theorem.forbidden_names)
-    return any(name in forbidden for name in language(theorem.statement.prover).identifiers(proof))
+    return any(name in forbidden for name in identifiers(proof, theorem.statement.prover))
 
 
 # ------------------------------------------------------------------------------ splits
