@@ -108,15 +108,28 @@ class VerificationConfig:
     workers: int = _field(0, "Local verifier processes; 0 means one per CPU core.")
     timeout_s: float = _field(20.0, "Wall-clock limit for checking one proof, in seconds.")
     memory_limit_mb: int = _field(
-        4096, "Address-space limit of each verifier process (Lean with Mathlib wants about 8192)."
+        4096,
+        "Address-space limit of each verifier process in MiB, 0 for none (Lean with Mathlib "
+        "wants about 8192).",
+    )
+    header_timeout_s: float = _field(
+        600.0,
+        "Wall-clock limit for starting a verifier process and loading a header, in seconds "
+        "(Lean's `import Mathlib` takes seconds to minutes).",
     )
     jobs_per_worker: int = _field(
         500, "Retire and restart a worker after this many jobs (memory grows with use)."
     )
     coqtop: str = _field("coqtop", "Rocq/Coq toplevel to run (rocq backend).")
-    repl_cmd: str = _field("lake exe repl", "Command that starts a Lean REPL (lean backend).")
+    repl_cmd: str = _field(
+        "lake exe repl",
+        "Command that starts a Lean REPL (lean backend), split like a shell would; it runs in "
+        "lean_project and may be any process that speaks the REPL's JSON protocol.",
+    )
     lean_project: str = _field(
-        "lean_project", "Folder the Lean REPL command runs in (pins Lean, Mathlib and the REPL)."
+        "lean_project",
+        "Folder the Lean REPL command runs in; its lean-toolchain and lakefile.lean pin Lean, "
+        "Mathlib and the REPL (scripts/setup_lean.sh installs them).",
     )
     ray_address: str | None = _field(
         None, "Ray cluster address ('auto' or host:port); set it to verify on Ray workers."
@@ -127,6 +140,14 @@ class VerificationConfig:
             raise ConfigError(f"verification.workers: must be >= 0, got {self.workers}")
         if self.timeout_s <= 0:
             raise ConfigError(f"verification.timeout_s: must be > 0, got {self.timeout_s}")
+        if self.memory_limit_mb < 0:
+            raise ConfigError(
+                f"verification.memory_limit_mb: must be >= 0 (0: no limit), got {self.memory_limit_mb}"
+            )
+        if self.header_timeout_s <= 0:
+            raise ConfigError(
+                f"verification.header_timeout_s: must be > 0, got {self.header_timeout_s}"
+            )
         if self.jobs_per_worker < 1:
             raise ConfigError(
                 f"verification.jobs_per_worker: must be >= 1, got {self.jobs_per_worker}"

@@ -1,0 +1,518 @@
+"""Lean 4 backend: proofs checked by the Lean REPL, one warm REPL per header.
+
+    from stp.config import VerificationConfig
+    from stp.verify.lean import LeanVerifier
+    verifier = LeanVerifier(VerificationConfig(backend="lean", repl_cmd="lake exe repl"))
+    results = verifier.verify(jobs)      # exactly one VerifyResult per job, in job order
+    verifier.close()
+
+or from the shell: ``stp verify --backend lean --repl-cmd 'lake exe repl'`` (the REPL runs in
+``verification.lean_project``; ``scripts/setup_lean.sh`` installs it there).
+
+How one job is checked (facts: DESIGN.md §2 "Lean 4 facts"):
+
+1. A text pre-filter rejects what no benchmark proof needs and what could hide a gap from the
+   checks below (``set_option debug.*``, ``#exit``, ``native_decide``, metaprogramming
+   commands, ...). It is cheap; it is not what makes the check sound.
+2. A REPL for the job's header is taken from the pool (the header ran once as its env 0), and
+   ``statement + "\\n" + proof`` (``LEAN.assemble``) runs against env 0, so proofs never see
+   each other. The statement is the dataset's, fixed as a prefix: the model writes only the
+   proof. ``verdict_of`` reads the response: an error is ``failed``; ``sorry`` (in ``sorries``
+   or, for a term-mode ``sorry`` that the REPL leaves out of them, only as the warning) is
+   ``incomplete``.
+3. Only a clean response goes on to the follow-up command, run in the proof's environment:
+   the statement is elaborated again under a fresh name and must have the same type as the
+   named theorem (so that theorem exists and states what the dataset says), and
+   ``#print axioms`` must list only ``propext``, ``Classical.choice`` and ``Quot.sound``
+   (``sorryAx`` makes it ``incomplete``; ``Lean.ofReduceBool`` or any added axiom ``unsound``).
+
+A timeout kills the REPL's process group and answers ``timeout``; a crash (end of output,
+garbage, anything on stderr) is retried once on a fresh REPL, then answers ``verifier_error``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stp.config import VerificationConfig
+from stp.languages import LEAN
+from stp.verify.lean_repl import LeanRepl, ReplCrashed, ReplTimedOut
+from stp.verify.types import Message, Verdict, VerifyJob, VerifyResult
+
+BACKEND = "lean"
+
+# What a Lean proof may depend on: Lean's own three axioms, nothing else.
+ALLOWED_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
+
+# Lean 4.9 quotes with 'sorry', newer Lean with `sorry`.
+_SORRY_WARNING = re.compile(r"declaration uses ['`]sorry['`]")
+_AXIOMS_LINE = re.compile(r"'(?P<name>[^']+)' depends on axioms: \[(?P<axioms>[^\]]*)\]")
+_NO_AXIOMS_LINE = re.compile(r"'(?P<name>[^']+)' does not depend on any axioms")
+
+# Proof text that no benchmark proof needs and that can defeat the checks after it. Matched
+# on the raw proof (comments included: a false alarm there costs one sample, nothing more).
+_BANNED_PROOF_TEXT: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bset_option\s+debug\."), "set_option debug.* switches kernel checks off"),
+    (re.compile(r"#exit\b"), "#exit stops processing"),
+    (re.compile(r"\bnative_decide\b"), "native_decide trusts compiled code (Lean.ofReduceBool)"),
+    (re.compile(r"\bofReduce(Bool|Nat)\b"), "Lean.ofReduceBool trusts compiled code"),
+    # On Lean 4.9 `apply?` closes a goal it cannot prove with a synthetic sorry that no
+    # message reports (#print axioms still shows sorryAx); a proof that needs a library
+    # search at every check is not a finished proof anyway.
+    (re.compile(r"(?<![\w.])(apply|exact|rw)\?"), "library search tactics (apply?, exact?, rw?)"),
+    # Commands that run code at elaboration time could rewrite the messages the checks read.
+    (
+        re.compile(
+            r"^\s*(#eval|#exec|run_cmd|run_elab|run_meta|elab|elab_rules|macro|macro_rules|"
+            r"syntax|initialize|builtin_initialize|declare_syntax_cat)\b",
+            re.MULTILINE,
+        ),
+        "metaprogramming commands are banned in proofs",
+    ),
+    (
+        re.compile(r"^\s*(import|axiom|opaque)\b", re.MULTILINE),
+        "proofs may not add imports or axioms",
+    ),
+)
+
+# The declaration a formal statement opens, and its name.
+_DECLARATION = re.compile(
+    r"^\s*(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|noncomputable)\s+)*"
+    r"(?:theorem|lemma|def|abbrev)\s+(?P<name>[^\s(\[{:⦃]+)"
+)
+
+_RESTATED_SUFFIX = "_stp_restated"
+
+
+class StatementError(ValueError):
+    """A formal statement the backend cannot check proofs of (it names no declaration)."""
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+def _judge(response: dict[str, Any]) -> tuple[Verdict, str]:
+    """The verdict of one REPL response, and why in one line (empty for ``proved``)."""
+    if "message" in response and "env" not in response and "proofState" not in response:
+        text = str(response["message"]).strip()
+        if text.startswith("Unknown environment"):  # the pool lost its env 0: our fault
+            return Verdict.VERIFIER_ERROR, f"REPL: {text}"
+        return Verdict.FAILED, text.splitlines()[0] if text else "REPL error"
+    messages = response.get("messages", [])
+    errors = [m for m in messages if m.get("severity") == "error"]
+    if errors:
+        return Verdict.FAILED, _first_line(errors[0].get("data", ""))
+    if response.get("sorries"):
+        return Verdict.INCOMPLETE, "proof contains sorry"
+    if any(_SORRY_WARNING.search(str(m.get("data", ""))) for m in messages):
+        return Verdict.INCOMPLETE, "declaration uses sorry"
+    # Tactic-mode responses (not used to check proofs, but the REPL speaks them): newer REPLs
+    # say "Completed"/"Incomplete: ..."/"Error: ..."; Lean 4.9's leave open goals in `goals`.
+    status = response.get("proofStatus")
+    if isinstance(status, str) and status != "Completed":
+        verdict = Verdict.INCOMPLETE if status.startswith("Incomplete") else Verdict.FAILED
+        return verdict, status
+    if response.get("goals"):
+        return Verdict.INCOMPLETE, "open goals remain"
+    if "env" not in response and "proofState" not in response:
+        return Verdict.VERIFIER_ERROR, f"not a REPL response: {sorted(response)}"
+    return Verdict.PROVED, ""
+
+
+def verdict_of(response: dict[str, Any]) -> Verdict:
+    """The verdict of one REPL command response, before the follow-up checks: a clean
+    response (no error, no sorry) is ``proved``; an error message or error object is
+    ``failed``; a ``sorry`` is ``incomplete``; ``Unknown environment.`` is ``verifier_error``."""
+    return _judge(response)[0]
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def banned_text(proof: str) -> str | None:
+    """Why ``proof`` is rejected before it reaches Lean; None when it passes the pre-filter."""
+    for pattern, reason in _BANNED_PROOF_TEXT:
+        if pattern.search(proof):
+            return reason
+    return None
+
+
+def declared_name(formal_statement: str) -> str:
+    """The name of the declaration a formal statement opens (``theorem NAME ...``)."""
+    match = _DECLARATION.match(formal_statement)
+    if match is None:
+        raise StatementError(f"statement does not open a named theorem: {formal_statement[:60]!r}")
+    return match.group("name")
+
+
+def follow_up_command(formal_statement: str, name: str) -> str:
+    """Checks run in a clean proof's environment: the statement elaborated again under a
+    fresh name must have the named theorem's type, and ``#print axioms`` lists its axioms.
+    The restated copy is admitted with ``sorry`` and used only for its type."""
+    start = _DECLARATION.match(formal_statement)
+    assert start is not None
+    restated_name = name + _RESTATED_SUFFIX
+    restated = (
+        formal_statement[: start.start("name")]
+        + restated_name
+        + formal_statement[start.end("name") :]
+    )
+    return (
+        f"{LEAN.assemble('', restated, 'sorry')}\n\n"
+        f"example : type_of% @{name} = type_of% @{restated_name} := rfl\n\n"
+        f"#print axioms {name}"
+    )
+
+
+def judge_follow_up(response: dict[str, Any], name: str) -> tuple[Verdict, str, tuple[str, ...]]:
+    """Verdict, reason and axioms from the follow-up command's response."""
+    if "env" not in response:
+        return Verdict.VERIFIER_ERROR, f"follow-up check: {response.get('message', response)}", ()
+    messages = response.get("messages", [])
+    errors = [m for m in messages if m.get("severity") == "error"]
+    if errors:  # the theorem is missing, or its type is not the statement's
+        return (
+            Verdict.UNSOUND,
+            f"statement re-check failed: {_first_line(str(errors[0].get('data', '')))}",
+            (),
+        )
+    axioms: set[str] = set()
+    reports = 0
+    for message in messages:
+        if message.get("severity") != "info":
+            continue
+        data = str(message.get("data", ""))
+        if (match := _AXIOMS_LINE.search(data)) and match.group("name") == name:
+            axioms.update(a.strip() for a in match.group("axioms").split(",") if a.strip())
+            reports += 1
+        elif (match := _NO_AXIOMS_LINE.search(data)) and match.group("name") == name:
+            reports += 1
+    if reports != 1:
+        return Verdict.VERIFIER_ERROR, f"expected one #print axioms report, got {reports}", ()
+    used = tuple(sorted(axioms))
+    if "sorryAx" in axioms:
+        return Verdict.INCOMPLETE, "depends on sorryAx", used
+    forbidden = sorted(axioms - ALLOWED_AXIOMS)
+    if forbidden:
+        return Verdict.UNSOUND, f"depends on forbidden axioms: {', '.join(forbidden)}", used
+    return Verdict.PROVED, "", used
+
+
+def messages_of(response: dict[str, Any], proof_line: int) -> tuple[Message, ...]:
+    """The response's messages; lines from ``proof_line`` on (1-based, in the command) are
+    renumbered relative to the proof, earlier ones (the statement) are left as they are."""
+    out = []
+    for m in response.get("messages", []):
+        pos = m.get("pos") or {}
+        line, column = pos.get("line"), pos.get("column")
+        if isinstance(line, int) and line >= proof_line:
+            line = line - proof_line + 1
+        out.append(
+            Message(
+                severity=str(m.get("severity", "")),
+                text=str(m.get("data", "")),
+                line=line,
+                column=column,
+            )
+        )
+    return tuple(out)
+
+
+def normalise_header(header: str) -> str:
+    """The header as the REPL runs it and as the pool keys it: trailing spaces and blank lines
+    do not make a new REPL."""
+    lines = [line.rstrip() for line in header.strip().splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
+# ----------------------------------------------------------------------------- versions
+
+_REQUIRE = re.compile(
+    r'require\s+(?P<pkg>[\w«»]+)\s+from\s+git\s+"(?P<url>[^"]+)"\s*@\s*"(?P<rev>[^"]+)"'
+)
+
+
+def pinned_versions(lean_project: Path) -> dict[str, str]:
+    """Toolchain and dependency revisions pinned in ``lean_project`` (empty if unpinned)."""
+    pins: dict[str, str] = {}
+    toolchain = lean_project / "lean-toolchain"
+    if toolchain.is_file():
+        pins["toolchain"] = toolchain.read_text().strip()
+    lakefile = lean_project / "lakefile.lean"
+    if lakefile.is_file():
+        for match in _REQUIRE.finditer(lakefile.read_text()):
+            url = match.group("url").removeprefix("https://github.com/").removesuffix(".git")
+            pins[match.group("pkg")] = f"{url}@{match.group('rev')}"
+    return pins
+
+
+def assistant_version(lean_project: Path, repl_cmd: str) -> str:
+    """What checks the proofs, for every result: the pins, plus ``lean --version`` where a
+    ``lean`` is on PATH (elan resolves it to the project's toolchain)."""
+    pins = pinned_versions(lean_project)
+    parts = [f"{key} {value}" for key, value in pins.items()] or [f"unpinned ({repl_cmd})"]
+    if shutil.which("lean") is not None:
+        try:
+            out = subprocess.run(
+                ["lean", "--version"], cwd=lean_project, capture_output=True, text=True, timeout=60
+            )
+            if out.returncode == 0 and out.stdout.strip():
+                parts.append(out.stdout.strip().splitlines()[0])
+        except (OSError, subprocess.SubprocessError):
+            pass  # the pins still say what was asked for
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- the pool
+
+
+class HeaderError(Exception):
+    """A header that does not check; every job under it gets ``verifier_error``."""
+
+
+@dataclass
+class WarmRepl:
+    """A REPL that has run one header as its base environment."""
+
+    repl: LeanRepl
+    header: str  # normalised
+    base_env: int
+    uses: int = 0
+
+
+class ReplPool:
+    """Warm REPLs keyed by normalised header, at most ``capacity`` processes in all.
+
+    ``acquire`` hands out an idle REPL for the header (the most recently used one), else
+    starts one (running the header once), evicting the least recently used idle REPL of
+    another header when the pool is full. ``release`` returns it, or retires it after
+    ``jobs_per_worker`` proofs: every proof adds stored environments, so memory grows.
+    Callers hold at most ``capacity`` REPLs at a time."""
+
+    def __init__(
+        self,
+        start: Callable[[], LeanRepl],
+        capacity: int,
+        jobs_per_worker: int,
+        header_timeout_s: float,
+    ) -> None:
+        self._start = start
+        self._capacity = capacity
+        self._jobs_per_worker = jobs_per_worker
+        self._header_timeout_s = header_timeout_s
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[int, WarmRepl] = OrderedDict()  # least recently used first
+        self._live = 0
+        self._bad_headers: dict[str, str] = {}
+
+    def acquire(self, header: str) -> WarmRepl:
+        """A REPL whose base environment is ``header``. Raises ``HeaderError`` when the header
+        does not check, ``ReplCrashed``/``ReplTimedOut`` when starting it fails."""
+        evicted: WarmRepl | None = None
+        with self._lock:
+            if header in self._bad_headers:
+                raise HeaderError(self._bad_headers[header])
+            for key in reversed(self._idle):
+                if self._idle[key].header == header:
+                    return self._idle.pop(key)
+            if self._live >= self._capacity:
+                _, evicted = self._idle.popitem(last=False)
+            else:
+                self._live += 1
+        if evicted is not None:
+            evicted.repl.close()
+        try:
+            return self._warm_up(header)
+        except BaseException:
+            with self._lock:
+                self._live -= 1
+            raise
+
+    def _warm_up(self, header: str) -> WarmRepl:
+        repl = self._start()
+        try:
+            response = repl.request({"cmd": header}, timeout=self._header_timeout_s)
+        except BaseException:
+            repl.close()
+            raise
+        verdict, detail = _judge(response)
+        if verdict is not Verdict.PROVED:
+            repl.close()
+            if verdict is Verdict.VERIFIER_ERROR:
+                raise ReplCrashed(f"header: {detail}")
+            with self._lock:
+                self._bad_headers[header] = f"header does not check: {detail}"
+            raise HeaderError(self._bad_headers[header])
+        return WarmRepl(repl=repl, header=header, base_env=int(response["env"]))
+
+    def release(self, warm: WarmRepl) -> None:
+        """Give back a REPL that answered its last request."""
+        if warm.uses >= self._jobs_per_worker:
+            self.discard(warm)
+            return
+        with self._lock:
+            self._idle[id(warm)] = warm
+
+    def discard(self, warm: WarmRepl) -> None:
+        """Kill a REPL that timed out, crashed, or is retired."""
+        warm.repl.close()
+        with self._lock:
+            self._live -= 1
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = list(self._idle.values()), OrderedDict()
+            self._live -= len(idle)
+        for warm in idle:
+            warm.repl.close()
+
+
+# ------------------------------------------------------------------------- the verifier
+
+
+class LeanVerifier:
+    """``Verifier`` for Lean 4 over a pool of warm REPLs (see the module docstring)."""
+
+    def __init__(self, config: VerificationConfig) -> None:
+        argv = shlex.split(config.repl_cmd)
+        if not argv:
+            raise FileNotFoundError(
+                "verification.repl_cmd is empty: give the command that starts a Lean REPL"
+            )
+        if shutil.which(argv[0]) is None:
+            raise FileNotFoundError(
+                f"Lean REPL command {argv[0]!r} not found: run scripts/setup_lean.sh or set "
+                "verification.repl_cmd"
+            )
+        self.lean_project = Path(config.lean_project)
+        if not self.lean_project.is_dir():
+            raise FileNotFoundError(
+                f"Lean project {self.lean_project} not found: run scripts/setup_lean.sh or set "
+                "verification.lean_project"
+            )
+        self.timeout_s = config.timeout_s
+        self.workers = config.workers if config.workers > 0 else _cpu_count()
+        self.assistant_version = assistant_version(self.lean_project, config.repl_cmd)
+        self.pool = ReplPool(
+            start=lambda: LeanRepl(
+                argv, cwd=self.lean_project, memory_limit_mb=config.memory_limit_mb
+            ),
+            capacity=self.workers,
+            jobs_per_worker=config.jobs_per_worker,
+            header_timeout_s=config.header_timeout_s,
+        )
+
+    def verify(
+        self, jobs: Sequence[VerifyJob], progress: Callable[[int], None] | None = None
+    ) -> list[VerifyResult]:
+        # Jobs sharing a header run together, so a REPL is warmed once per header.
+        order = sorted(range(len(jobs)), key=lambda i: normalise_header(jobs[i].header))
+        results: list[VerifyResult | None] = [None] * len(jobs)
+        progress_lock = threading.Lock()
+
+        def run(index: int) -> None:
+            results[index] = self.check(jobs[index])
+            if progress is not None:
+                with progress_lock:
+                    progress(1)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(jobs)))) as executor:
+            for future in [executor.submit(run, i) for i in order]:
+                future.result()
+        assert all(r is not None for r in results)
+        return [r for r in results if r is not None]
+
+    def check(self, job: VerifyJob) -> VerifyResult:
+        """Check one job; every outcome is a result."""
+        start = time.monotonic()
+
+        def result(
+            verdict: Verdict,
+            detail: str = "",
+            messages: tuple[Message, ...] = (),
+            axioms: tuple[str, ...] = (),
+        ) -> VerifyResult:
+            return VerifyResult(
+                id=job.id,
+                verdict=verdict,
+                messages=messages,
+                axioms=axioms,
+                check_seconds=time.monotonic() - start,
+                backend=BACKEND,
+                assistant_version=self.assistant_version,
+                detail=detail,
+            )
+
+        reason = banned_text(job.proof)
+        if reason is not None:
+            return result(Verdict.UNSOUND, reason)
+        try:
+            name = declared_name(job.formal_statement)
+        except StatementError as exc:
+            return result(Verdict.VERIFIER_ERROR, str(exc))
+        header = normalise_header(job.header)
+        crash = ""
+        for _ in range(2):  # a crash is retried once, on a fresh REPL
+            try:
+                warm = self.pool.acquire(header)
+            except HeaderError as exc:
+                return result(Verdict.VERIFIER_ERROR, str(exc))
+            except (ReplCrashed, ReplTimedOut, OSError) as exc:
+                crash = f"starting the REPL failed: {exc}"
+                continue
+            try:
+                verdict, detail, messages, axioms = self._run(warm, job, name)
+            except ReplTimedOut:
+                self.pool.discard(warm)
+                return result(Verdict.TIMEOUT, f"no answer within {self.timeout_s:g} s")
+            except ReplCrashed as exc:
+                self.pool.discard(warm)
+                crash = f"REPL crashed: {exc}"
+                continue
+            self.pool.release(warm)
+            return result(verdict, detail, messages, axioms)
+        return result(Verdict.VERIFIER_ERROR, crash)
+
+    def _run(
+        self, warm: WarmRepl, job: VerifyJob, name: str
+    ) -> tuple[Verdict, str, tuple[Message, ...], tuple[str, ...]]:
+        command = LEAN.assemble("", job.formal_statement, job.proof)
+        warm.uses += 1
+        response = warm.repl.request({"cmd": command, "env": warm.base_env}, self.timeout_s)
+        proof_line = LEAN.assemble("", job.formal_statement, "").count("\n") + 1
+        messages = messages_of(response, proof_line)
+        verdict, detail = _judge(response)
+        if verdict is not Verdict.PROVED:
+            return verdict, detail, messages, ()
+        follow_up = warm.repl.request(
+            {"cmd": follow_up_command(job.formal_statement, name), "env": int(response["env"])},
+            self.timeout_s,
+        )
+        verdict, detail, axioms = judge_follow_up(follow_up, name)
+        return verdict, detail, messages, axioms
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> LeanVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cpu_count() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
