@@ -65,10 +65,15 @@ def load_transcripts(directory: Path) -> dict[str, list[tuple[dict[str, Any], di
     return transcripts
 
 
-_DECLARATION = re.compile(r"^(?:theorem|lemma|def)\s+(\S+)(.*?):=", re.MULTILINE | re.DOTALL)
+# Names may be written from the root (`_root_.x`); the fake keeps one flat namespace.
+_DECLARATION = re.compile(
+    r"^(?:theorem|lemma|def)\s+(?:_root_\.)?(\S+)(.*?):=", re.MULTILINE | re.DOTALL
+)
 _AXIOMS_COMMENT = re.compile(r"-- fake-axioms: (.*)")
-_PRINT_AXIOMS = re.compile(r"#print axioms (\S+)")
-_SAME_TYPE = re.compile(r"example : type_of% @(\S+) = type_of% @(\S+) := rfl")
+_PRINT_AXIOMS = re.compile(r"#print axioms (?:_root_\.)?(\S+)")
+_SAME_TYPE = re.compile(
+    r"example : type_of% @(?:_root_\.)?(\S+) = type_of% @(?:_root_\.)?(\S+) := rfl"
+)
 
 
 class FakeRepl:

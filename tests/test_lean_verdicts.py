@@ -125,13 +125,14 @@ def test_follow_up_command_restates_the_statement_under_a_fresh_name() -> None:
     statement = "theorem mathd_algebra_10 (x : ℝ) (h₀ : x = 2) :\n  x ^ 2 = 4 := by"
     command = follow_up_command(statement, declared_name(statement))
     assert command.startswith(
-        "theorem mathd_algebra_10_stp_restated (x : ℝ) (h₀ : x = 2) :\n  x ^ 2 = 4 := by\nsorry"
+        "theorem _root_.mathd_algebra_10_stp_restated (x : ℝ) (h₀ : x = 2) :\n"
+        "  x ^ 2 = 4 := by\nsorry"
     )
     assert (
-        "example : type_of% @mathd_algebra_10 = type_of% @mathd_algebra_10_stp_restated := rfl"
-        in command
-    )
-    assert command.endswith("#print axioms mathd_algebra_10")
+        "example : type_of% @_root_.mathd_algebra_10 = "
+        "type_of% @_root_.mathd_algebra_10_stp_restated := rfl"
+    ) in command
+    assert command.endswith("#print axioms _root_.mathd_algebra_10")
 
 
 @pytest.mark.parametrize(

@@ -161,19 +161,21 @@ def declared_name(formal_statement: str) -> str:
 def follow_up_command(formal_statement: str, name: str) -> str:
     """Checks run in a clean proof's environment: the statement elaborated again under a
     fresh name must have the named theorem's type, and ``#print axioms`` lists its axioms.
-    The restated copy is admitted with ``sorry`` and used only for its type."""
+    The restated copy is admitted with ``sorry`` and used only for its type.
+
+    Names are written from the root (``_root_.``): the proof text may leave a namespace open,
+    with a look-alike theorem in it that a bare name would resolve to."""
     start = _DECLARATION.match(formal_statement)
     assert start is not None
-    restated_name = name + _RESTATED_SUFFIX
-    restated = (
-        formal_statement[: start.start("name")]
-        + restated_name
-        + formal_statement[start.end("name") :]
+    theorem = f"_root_.{name}"
+    restated = f"_root_.{name}{_RESTATED_SUFFIX}"
+    restatement = (
+        formal_statement[: start.start("name")] + restated + formal_statement[start.end("name") :]
     )
     return (
-        f"{LEAN.assemble('', restated, 'sorry')}\n\n"
-        f"example : type_of% @{name} = type_of% @{restated_name} := rfl\n\n"
-        f"#print axioms {name}"
+        f"{LEAN.assemble('', restatement, 'sorry')}\n\n"
+        f"example : type_of% @{theorem} = type_of% @{restated} := rfl\n\n"
+        f"#print axioms {theorem}"
     )
 
 
