@@ -3,6 +3,8 @@
     stp env                          versions and hardware, for bug reports
     stp data list                    bundled benchmarks with counts per split
     stp config show --config C       the merged, resolved config
+    stp model init --corpus F --out D  build the offline tiny model
+    stp train --examples F --out D   weighted fine-tuning (under `accelerate launch` on GPUs)
 
 Each command group lives next to the code it drives and registers itself here.
 """
@@ -16,15 +18,23 @@ from collections.abc import Sequence
 
 from stp.config import ConfigError, add_config_arguments, config_from_args, dump_config
 from stp.data import DataError
+from stp.models.errors import MissingExtraError, TrainingOutputConflict
 
 # Modules with a `register(subparsers)` function, one per command group.
 COMMAND_MODULES: tuple[str, ...] = (
     "stp.envinfo",
     "stp.data.cli",
+    "stp.models.cli",
 )
 
 # Errors a user can fix from the message alone: printed as one line, exit status 2.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, FileNotFoundError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    DataError,
+    FileNotFoundError,
+    MissingExtraError,
+    TrainingOutputConflict,
+)
 
 
 def _register_config(subparsers: argparse._SubParsersAction) -> None:
