@@ -108,19 +108,19 @@ class VerificationConfig:
     workers: int = _field(0, "Local verifier processes; 0 means one per CPU core.")
     timeout_s: float = _field(20.0, "Wall-clock limit for checking one proof, in seconds.")
     memory_limit_mb: int = _field(
-        4096,
-        "Address-space limit of each verifier process in MiB, 0 for none (Lean with Mathlib "
-        "wants about 8192).",
-    )
-    header_timeout_s: float = _field(
-        600.0,
-        "Wall-clock limit for starting a verifier process and loading a header, in seconds "
-        "(Lean's `import Mathlib` takes seconds to minutes).",
+        4096, "Address-space limit of each verifier process (Lean with Mathlib wants about 8192)."
     )
     jobs_per_worker: int = _field(
         500, "Retire and restart a worker after this many jobs (memory grows with use)."
     )
-    coqtop: str = _field("coqtop", "Rocq/Coq toplevel to run (rocq backend).")
+    header_timeout_s: float = _field(
+        120.0,
+        "Wall-clock limit for a worker to load one header (imports), in seconds (Lean's "
+        "`import Mathlib` takes seconds to minutes: give it 600 or more).",
+    )
+    coqtop: str = _field(
+        "coqtop", "Rocq/Coq toplevel to run, with extra flags if needed (rocq backend)."
+    )
     repl_cmd: str = _field(
         "lake exe repl",
         "Command that starts a Lean REPL (lean backend), split like a shell would; it runs in "
@@ -138,15 +138,12 @@ class VerificationConfig:
     def validate(self) -> None:
         if self.workers < 0:
             raise ConfigError(f"verification.workers: must be >= 0, got {self.workers}")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"verification.timeout_s: must be > 0, got {self.timeout_s}")
-        if self.memory_limit_mb < 0:
+        for name in ("timeout_s", "header_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"verification.{name}: must be > 0, got {getattr(self, name)}")
+        if self.memory_limit_mb < 64:
             raise ConfigError(
-                f"verification.memory_limit_mb: must be >= 0 (0: no limit), got {self.memory_limit_mb}"
-            )
-        if self.header_timeout_s <= 0:
-            raise ConfigError(
-                f"verification.header_timeout_s: must be > 0, got {self.header_timeout_s}"
+                f"verification.memory_limit_mb: must be >= 64, got {self.memory_limit_mb}"
             )
         if self.jobs_per_worker < 1:
             raise ConfigError(
