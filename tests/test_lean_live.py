@@ -11,7 +11,8 @@ import pytest
 
 from stp.config import VerificationConfig
 from stp.data import load_benchmark
-from stp.verify.lean import ALLOWED_AXIOMS, LeanVerifier
+from stp.verify import make_verifier
+from stp.verify.lean import ALLOWED_AXIOMS
 from stp.verify.types import Verdict, VerifyJob
 
 pytestmark = [pytest.mark.lean, pytest.mark.slow]
@@ -44,7 +45,7 @@ def test_real_minif2f_proofs() -> None:
         minif2f_job("unknown", "mathd_algebra_304", "  exact foo_bar_baz"),
         minif2f_job("native", "mathd_numbertheory_81", "  native_decide"),
     ]
-    with LeanVerifier(config) as verifier:
+    with make_verifier(config) as verifier:
         results = {r.id: r for r in verifier.verify(jobs)}
     assert results["norm_num"].verdict is Verdict.PROVED, results["norm_num"]
     assert set(results["norm_num"].axioms) <= ALLOWED_AXIOMS

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from stp.cli import main
 from stp.config import VerificationConfig
-from stp.verify.lean import LeanVerifier
+from stp.verify import VerifierUnavailableError, make_verifier
+from stp.verify.pool import Deduplicated
 from stp.verify.types import Verdict, VerifyJob
 
 FAKE = Path(__file__).with_name("fake_lean_repl.py")
@@ -43,7 +45,7 @@ def log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def make(tmp_path: Path, **fields: object) -> LeanVerifier:
+def make(tmp_path: Path, **fields: object) -> Deduplicated:
     settings: dict[str, object] = {
         "backend": "lean",
         "repl_cmd": f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE))}",
@@ -57,7 +59,7 @@ def make(tmp_path: Path, **fields: object) -> LeanVerifier:
     settings.update(fields)
     config = VerificationConfig(**settings)  # type: ignore[arg-type]
     config.validate()
-    return LeanVerifier(config)
+    return make_verifier(config)
 
 
 def entries(log: Path) -> list[dict]:
@@ -112,8 +114,8 @@ def test_header_once_per_distinct_header_and_every_proof_against_env_0(
     jobs = [
         job("a1", PROVED),
         job("b1", INCOMPLETE, header=other),
-        job("a2", INCOMPLETE, header="import Lean"),  # the same header once normalised
-        job("b2", PROVED, header="import Mathlib\n\nopen Real  \n"),
+        job("a2", INCOMPLETE),
+        job("b2", PROVED, header=other),
         job("a3", FAILED),
     ]
     with make(tmp_path) as verifier:
@@ -122,7 +124,7 @@ def test_header_once_per_distinct_header_and_every_proof_against_env_0(
         Verdict.PROVED, Verdict.INCOMPLETE, Verdict.INCOMPLETE, Verdict.PROVED, Verdict.FAILED
     ]  # fmt: skip
     assert sorted(headers_run(log)) == ["import Lean", "import Mathlib\nopen Real"]
-    assert len(starts(log)) == 2  # one REPL, evicted once for the second header
+    assert len(starts(log)) == 2  # one worker: its REPL is replaced once, for the other header
     proofs = [e["request"] for e in requests(log) if "env" in e["request"]]
     proof_commands = [r for r in proofs if "#print axioms" not in r["cmd"]]
     assert len(proof_commands) == 5 and all(r["env"] == 0 for r in proof_commands)
@@ -130,10 +132,17 @@ def test_header_once_per_distinct_header_and_every_proof_against_env_0(
     assert all(e["lines"] == 1 for e in requests(log))
 
 
+def test_headers_differing_in_blank_lines_share_a_repl(tmp_path: Path, log: Path) -> None:
+    with make(tmp_path) as verifier:
+        verifier.verify([job("a", PROVED, header="import Lean\n\n")])
+        verifier.verify([job("b", PROVED, header="  \nimport Lean  \n")])
+    assert headers_run(log) == ["import Lean"] and len(starts(log)) == 1
+
+
 def test_lru_eviction_keeps_the_recently_used_header(tmp_path: Path, log: Path) -> None:
     a, b, c = "import Lean", "import A", "import C"
     with make(tmp_path, workers=2) as verifier:  # two warm REPLs at most
-        for header in (a, b, a, c, b):
+        for header in (a, b, a, c, b):  # one job per batch: one worker runs it
             (result,) = verifier.verify([job(header, PROVED, header=header)])
             assert result.verdict is Verdict.PROVED
     # a stays warm for its second job; c evicts b (least recent), then b evicts a.
@@ -147,7 +156,7 @@ def test_lru_eviction_keeps_the_recently_used_header(tmp_path: Path, log: Path) 
 
 def test_retire_after_jobs_per_worker(tmp_path: Path, log: Path) -> None:
     with make(tmp_path, jobs_per_worker=2) as verifier:
-        results = verifier.verify([job(str(i), PROVED) for i in range(5)])
+        results = verifier.verify([marked(str(i), f"proof {i}") for i in range(5)])
     assert all(r.verdict is Verdict.PROVED for r in results)
     pids = starts(log)
     assert len(pids) == 3
@@ -155,7 +164,7 @@ def test_retire_after_jobs_per_worker(tmp_path: Path, log: Path) -> None:
         proofs = [
             e
             for e in requests(log)
-            if e["pid"] == pid and e["request"]["cmd"].startswith("theorem bar ")
+            if e["pid"] == pid and e["request"]["cmd"].startswith("theorem t ")
         ]
         assert 1 <= len(proofs) <= 2
 
@@ -256,9 +265,9 @@ def test_close_kills_warm_repls(tmp_path: Path, log: Path) -> None:
 
 
 def test_missing_repl_command_or_project_is_a_one_line_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"setup_lean\.sh"):
+    with pytest.raises(VerifierUnavailableError, match=r"setup_lean\.sh"):
         make(tmp_path, repl_cmd="no-such-lake exe repl")
-    with pytest.raises(FileNotFoundError, match="Lean project"):
+    with pytest.raises(VerifierUnavailableError, match="Lean project"):
         make(tmp_path, lean_project=str(tmp_path / "missing"))
 
 
@@ -271,3 +280,22 @@ def test_pins_are_the_assistant_version(log: Path) -> None:
         result.assistant_version
     )
     assert os.path.isdir(project)
+
+
+def test_stp_verify_cli_with_repl_cmd(tmp_path: Path, log: Path) -> None:
+    rows = [
+        {"id": "p", "header": HEADER, "formal_statement": PROVED[0], "proof": PROVED[1]},
+        {"id": "i", "header": HEADER, "formal_statement": INCOMPLETE[0], "proof": INCOMPLETE[1]},
+    ]
+    proofs = tmp_path / "proofs.jsonl"
+    proofs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "results.jsonl"
+    fake = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE))}"
+    status = main(
+        ["verify", "--backend", "lean", "--repl-cmd", fake, str(proofs), "--out", str(out),
+         "--workers", "1", "--verification.lean_project", str(tmp_path)]
+    )  # fmt: skip
+    assert status == 0
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["verdict"]) for r in results] == [("p", "proved"), ("i", "incomplete")]
+    assert headers_run(log) == ["import Lean"]

@@ -1,22 +1,20 @@
 """Lean 4 backend: proofs checked by the Lean REPL, one warm REPL per header.
 
-    from stp.config import VerificationConfig
-    from stp.verify.lean import LeanVerifier
-    verifier = LeanVerifier(VerificationConfig(backend="lean", repl_cmd="lake exe repl"))
-    results = verifier.verify(jobs)      # exactly one VerifyResult per job, in job order
-    verifier.close()
+    with make_verifier(VerificationConfig(backend="lean")) as verifier:
+        results = verifier.verify(jobs)      # exactly one VerifyResult per job, in job order
 
-or from the shell: ``stp verify --backend lean --repl-cmd 'lake exe repl'`` (the REPL runs in
-``verification.lean_project``; ``scripts/setup_lean.sh`` installs it there).
+or from the shell: ``stp verify --backend lean --repl-cmd 'lake exe repl' proofs.jsonl --out
+results.jsonl``. The REPL runs in ``verification.lean_project``; ``scripts/setup_lean.sh``
+installs it there. Workers are ``stp.verify.pool`` workers, one REPL process each.
 
 How one job is checked (facts: DESIGN.md §2 "Lean 4 facts"):
 
 1. A text pre-filter rejects what no benchmark proof needs and what could hide a gap from the
    checks below (``set_option debug.*``, ``#exit``, ``native_decide``, metaprogramming
    commands, ...). It is cheap; it is not what makes the check sound.
-2. A REPL for the job's header is taken from the pool (the header ran once as its env 0), and
-   ``statement + "\\n" + proof`` (``LEAN.assemble``) runs against env 0, so proofs never see
-   each other. The statement is the dataset's, fixed as a prefix: the model writes only the
+2. The worker's REPL has run the job's header once, as its env 0 (a job under another
+   header replaces the REPL), and ``statement + "\\n" + proof`` (``LEAN.assemble``) runs
+   against env 0, so proofs never see each other. The statement is the dataset's, fixed as a prefix: the model writes only the
    proof. ``verdict_of`` reads the response: an error is ``failed``; ``sorry`` (in ``sorries``
    or, for a term-mode ``sorry`` that the REPL leaves out of them, only as the warning) is
    ``incomplete``.
@@ -32,26 +30,27 @@ garbage, anything on stderr) is retried once on a fresh REPL, then answers ``ver
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stp.config import VerificationConfig
 from stp.languages import LEAN
+from stp.verify.backends import VerifierUnavailableError
 from stp.verify.lean_repl import LeanRepl, ReplCrashed, ReplTimedOut
+from stp.verify.pool import PoolVerifier, default_workers
 from stp.verify.types import Message, Verdict, VerifyJob, VerifyResult
 
 BACKEND = "lean"
+INSTALL_HINT = (
+    "install Lean with scripts/setup_lean.sh (or set verification.repl_cmd and "
+    "verification.lean_project)"
+)
 
 # What a Lean proof may depend on: Lean's own three axioms, nothing else.
 ALLOWED_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
@@ -234,8 +233,8 @@ def messages_of(response: dict[str, Any], proof_line: int) -> tuple[Message, ...
 
 
 def normalise_header(header: str) -> str:
-    """The header as the REPL runs it and as the pool keys it: trailing spaces and blank lines
-    do not make a new REPL."""
+    """The header as the REPL runs it and as a worker compares it: trailing spaces and blank
+    lines do not make a new REPL."""
     lines = [line.rstrip() for line in header.strip().splitlines()]
     return "\n".join(line for line in lines if line)
 
@@ -278,75 +277,61 @@ def assistant_version(lean_project: Path, repl_cmd: str) -> str:
     return "; ".join(parts)
 
 
-# ----------------------------------------------------------------------------- the pool
+# --------------------------------------------------------------------------- the worker
 
 
 class HeaderError(Exception):
     """A header that does not check; every job under it gets ``verifier_error``."""
 
 
-@dataclass
-class WarmRepl:
-    """A REPL that has run one header as its base environment."""
+@dataclass(frozen=True)
+class LeanSettings:
+    """What every worker of one verifier shares."""
 
-    repl: LeanRepl
-    header: str  # normalised
-    base_env: int
-    uses: int = 0
+    argv: tuple[str, ...]
+    lean_project: Path
+    memory_limit_mb: int
+    timeout_s: float
+    header_timeout_s: float
+    assistant_version: str
 
 
-class ReplPool:
-    """Warm REPLs keyed by normalised header, at most ``capacity`` processes in all.
+class LeanWorker:
+    """One REPL with one header run as its base environment: a ``stp.verify.pool`` worker.
 
-    ``acquire`` hands out an idle REPL for the header (the most recently used one), else
-    starts one (running the header once), evicting the least recently used idle REPL of
-    another header when the pool is full. ``release`` returns it, or retires it after
-    ``jobs_per_worker`` proofs: every proof adds stored environments, so memory grows.
-    Callers hold at most ``capacity`` REPLs at a time."""
+    A job under another header replaces the process (imports cannot be undone in a REPL);
+    the pool keeps jobs with this header coming and gives up least recently used headers
+    first. A timeout or a crash that its retry did not mend leaves no process running, and
+    the pool retires the worker."""
 
-    def __init__(
-        self,
-        start: Callable[[], LeanRepl],
-        capacity: int,
-        jobs_per_worker: int,
-        header_timeout_s: float,
-    ) -> None:
-        self._start = start
-        self._capacity = capacity
-        self._jobs_per_worker = jobs_per_worker
-        self._header_timeout_s = header_timeout_s
-        self._lock = threading.Lock()
-        self._idle: OrderedDict[int, WarmRepl] = OrderedDict()  # least recently used first
-        self._live = 0
-        self._bad_headers: dict[str, str] = {}
+    def __init__(self, settings: LeanSettings, bad_headers: dict[str, str]) -> None:
+        self._settings = settings
+        self._bad_headers = bad_headers  # shared by the verifier's workers: each fails once
+        self._repl: LeanRepl | None = None
+        self._header: str | None = None
+        self._base_env = 0
 
-    def acquire(self, header: str) -> WarmRepl:
-        """A REPL whose base environment is ``header``. Raises ``HeaderError`` when the header
-        does not check, ``ReplCrashed``/``ReplTimedOut`` when starting it fails."""
-        evicted: WarmRepl | None = None
-        with self._lock:
-            if header in self._bad_headers:
-                raise HeaderError(self._bad_headers[header])
-            for key in reversed(self._idle):
-                if self._idle[key].header == header:
-                    return self._idle.pop(key)
-            if self._live >= self._capacity:
-                _, evicted = self._idle.popitem(last=False)
-            else:
-                self._live += 1
-        if evicted is not None:
-            evicted.repl.close()
+    @property
+    def healthy(self) -> bool:
+        return self._repl is not None
+
+    def close(self) -> None:
+        if self._repl is not None:
+            self._repl.close()
+        self._repl = None
+        self._header = None
+
+    def _load(self, header: str) -> LeanRepl:
+        """A REPL whose base environment is ``header`` (normalised), started if need be."""
+        if self._repl is not None and self._header == header:
+            return self._repl
+        self.close()
+        if header in self._bad_headers:
+            raise HeaderError(self._bad_headers[header])
+        settings = self._settings
+        repl = LeanRepl(settings.argv, settings.lean_project, settings.memory_limit_mb)
         try:
-            return self._warm_up(header)
-        except BaseException:
-            with self._lock:
-                self._live -= 1
-            raise
-
-    def _warm_up(self, header: str) -> WarmRepl:
-        repl = self._start()
-        try:
-            response = repl.request({"cmd": header}, timeout=self._header_timeout_s)
+            response = repl.request({"cmd": header}, timeout=settings.header_timeout_s)
         except BaseException:
             repl.close()
             raise
@@ -355,87 +340,10 @@ class ReplPool:
             repl.close()
             if verdict is Verdict.VERIFIER_ERROR:
                 raise ReplCrashed(f"header: {detail}")
-            with self._lock:
-                self._bad_headers[header] = f"header does not check: {detail}"
+            self._bad_headers[header] = f"header does not check: {detail}"
             raise HeaderError(self._bad_headers[header])
-        return WarmRepl(repl=repl, header=header, base_env=int(response["env"]))
-
-    def release(self, warm: WarmRepl) -> None:
-        """Give back a REPL that answered its last request."""
-        if warm.uses >= self._jobs_per_worker:
-            self.discard(warm)
-            return
-        with self._lock:
-            self._idle[id(warm)] = warm
-
-    def discard(self, warm: WarmRepl) -> None:
-        """Kill a REPL that timed out, crashed, or is retired."""
-        warm.repl.close()
-        with self._lock:
-            self._live -= 1
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = list(self._idle.values()), OrderedDict()
-            self._live -= len(idle)
-        for warm in idle:
-            warm.repl.close()
-
-
-# ------------------------------------------------------------------------- the verifier
-
-
-class LeanVerifier:
-    """``Verifier`` for Lean 4 over a pool of warm REPLs (see the module docstring)."""
-
-    def __init__(self, config: VerificationConfig) -> None:
-        argv = shlex.split(config.repl_cmd)
-        if not argv:
-            raise FileNotFoundError(
-                "verification.repl_cmd is empty: give the command that starts a Lean REPL"
-            )
-        if shutil.which(argv[0]) is None:
-            raise FileNotFoundError(
-                f"Lean REPL command {argv[0]!r} not found: run scripts/setup_lean.sh or set "
-                "verification.repl_cmd"
-            )
-        self.lean_project = Path(config.lean_project)
-        if not self.lean_project.is_dir():
-            raise FileNotFoundError(
-                f"Lean project {self.lean_project} not found: run scripts/setup_lean.sh or set "
-                "verification.lean_project"
-            )
-        self.timeout_s = config.timeout_s
-        self.workers = config.workers if config.workers > 0 else _cpu_count()
-        self.assistant_version = assistant_version(self.lean_project, config.repl_cmd)
-        self.pool = ReplPool(
-            start=lambda: LeanRepl(
-                argv, cwd=self.lean_project, memory_limit_mb=config.memory_limit_mb
-            ),
-            capacity=self.workers,
-            jobs_per_worker=config.jobs_per_worker,
-            header_timeout_s=config.header_timeout_s,
-        )
-
-    def verify(
-        self, jobs: Sequence[VerifyJob], progress: Callable[[int], None] | None = None
-    ) -> list[VerifyResult]:
-        # Jobs sharing a header run together, so a REPL is warmed once per header.
-        order = sorted(range(len(jobs)), key=lambda i: normalise_header(jobs[i].header))
-        results: list[VerifyResult | None] = [None] * len(jobs)
-        progress_lock = threading.Lock()
-
-        def run(index: int) -> None:
-            results[index] = self.check(jobs[index])
-            if progress is not None:
-                with progress_lock:
-                    progress(1)
-
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(jobs)))) as executor:
-            for future in [executor.submit(run, i) for i in order]:
-                future.result()
-        assert all(r is not None for r in results)
-        return [r for r in results if r is not None]
+        self._repl, self._header, self._base_env = repl, header, int(response["env"])
+        return repl
 
     def check(self, job: VerifyJob) -> VerifyResult:
         """Check one job; every outcome is a result."""
@@ -454,7 +362,7 @@ class LeanVerifier:
                 axioms=axioms,
                 check_seconds=time.monotonic() - start,
                 backend=BACKEND,
-                assistant_version=self.assistant_version,
+                assistant_version=self._settings.assistant_version,
                 detail=detail,
             )
 
@@ -469,52 +377,64 @@ class LeanVerifier:
         crash = ""
         for _ in range(2):  # a crash is retried once, on a fresh REPL
             try:
-                warm = self.pool.acquire(header)
+                repl = self._load(header)
             except HeaderError as exc:
                 return result(Verdict.VERIFIER_ERROR, str(exc))
             except (ReplCrashed, ReplTimedOut, OSError) as exc:
                 crash = f"starting the REPL failed: {exc}"
                 continue
             try:
-                verdict, detail, messages, axioms = self._run(warm, job, name)
+                return result(*self._run(repl, job, name))
             except ReplTimedOut:
-                self.pool.discard(warm)
-                return result(Verdict.TIMEOUT, f"no answer within {self.timeout_s:g} s")
+                self.close()
+                return result(Verdict.TIMEOUT, f"no answer within {self._settings.timeout_s:g} s")
             except ReplCrashed as exc:
-                self.pool.discard(warm)
+                self.close()
                 crash = f"REPL crashed: {exc}"
-                continue
-            self.pool.release(warm)
-            return result(verdict, detail, messages, axioms)
         return result(Verdict.VERIFIER_ERROR, crash)
 
     def _run(
-        self, warm: WarmRepl, job: VerifyJob, name: str
+        self, repl: LeanRepl, job: VerifyJob, name: str
     ) -> tuple[Verdict, str, tuple[Message, ...], tuple[str, ...]]:
+        timeout = self._settings.timeout_s
         command = LEAN.assemble("", job.formal_statement, job.proof)
-        warm.uses += 1
-        response = warm.repl.request({"cmd": command, "env": warm.base_env}, self.timeout_s)
+        response = repl.request({"cmd": command, "env": self._base_env}, timeout)
         proof_line = LEAN.assemble("", job.formal_statement, "").count("\n") + 1
         messages = messages_of(response, proof_line)
         verdict, detail = _judge(response)
         if verdict is not Verdict.PROVED:
             return verdict, detail, messages, ()
-        follow_up = warm.repl.request(
+        follow_up = repl.request(
             {"cmd": follow_up_command(job.formal_statement, name), "env": int(response["env"])},
-            self.timeout_s,
+            timeout,
         )
         verdict, detail, axioms = judge_follow_up(follow_up, name)
         return verdict, detail, messages, axioms
 
-    def close(self) -> None:
-        self.pool.close()
 
-    def __enter__(self) -> LeanVerifier:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _cpu_count() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
+def make_backend(config: VerificationConfig) -> PoolVerifier:
+    """The Lean verifier: a pool of warm REPL workers (registered in ``stp.verify.backends``)."""
+    argv = tuple(shlex.split(config.repl_cmd))
+    if not argv or shutil.which(argv[0]) is None:
+        raise VerifierUnavailableError(
+            f"Lean REPL command {config.repl_cmd!r} not found: {INSTALL_HINT}"
+        )
+    lean_project = Path(config.lean_project).resolve()
+    if not lean_project.is_dir():
+        raise VerifierUnavailableError(f"Lean project {lean_project} not found: {INSTALL_HINT}")
+    settings = LeanSettings(
+        argv=argv,
+        lean_project=lean_project,
+        memory_limit_mb=config.memory_limit_mb,
+        timeout_s=config.timeout_s,
+        header_timeout_s=config.header_timeout_s,
+        assistant_version=assistant_version(lean_project, config.repl_cmd),
+    )
+    bad_headers: dict[str, str] = {}
+    return PoolVerifier(
+        BACKEND,
+        settings.assistant_version,
+        lambda: LeanWorker(settings, bad_headers),
+        default_workers(config.workers),
+        config.jobs_per_worker,
+    )

@@ -17,26 +17,25 @@ no CR/LF translation). Standard input stays a pipe, so requests have no line-len
 
 Anything unexpected is a crash: end of output, a response that is not JSON, or any byte on
 standard error. The process runs in its own session (so its own process group) under an
-address-space limit; ``close`` kills the whole group, which also reaches the REPL binary that
-``lake exe`` starts as a child.
+address-space limit (``stp.verify.process``); ``close`` kills the whole group, which also
+reaches the REPL binary that ``lake exe`` starts as a child.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pty
-import resource
 import select
 import selectors
-import signal
 import subprocess
 import time
 import tty
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from stp.verify.process import kill_group, spawn
 
 _READ_CHUNK = 1 << 16
 _END_OF_RESPONSE = b"\n\n"
@@ -60,18 +59,6 @@ def encode_request(payload: dict[str, Any]) -> bytes:
     return (line + "\n\n").encode("utf-8")
 
 
-def _address_space_limiter(memory_limit_mb: int) -> Any:
-    """A ``preexec_fn`` that caps the child's address space; None when there is no limit."""
-    if memory_limit_mb <= 0:
-        return None
-    limit = memory_limit_mb * 1024 * 1024
-
-    def limit_address_space() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return limit_address_space
-
-
 class LeanRepl:
     """A running REPL process. Not thread-safe: one request at a time."""
 
@@ -79,21 +66,12 @@ class LeanRepl:
         self,
         argv: Sequence[str],
         cwd: str | Path,
-        memory_limit_mb: int = 0,
+        memory_limit_mb: int,
     ) -> None:
-        self.argv = list(argv)
         master, terminal = pty.openpty()
         tty.setraw(terminal)
         try:
-            self._proc = subprocess.Popen(
-                self.argv,
-                cwd=cwd,
-                stdin=subprocess.PIPE,
-                stdout=terminal,
-                stderr=subprocess.PIPE,
-                start_new_session=True,  # own session and process group, killed as one
-                preexec_fn=_address_space_limiter(memory_limit_mb),
-            )
+            self._proc = spawn(argv, cwd, memory_limit_mb, stdout=terminal, stderr=subprocess.PIPE)
         except BaseException:
             os.close(master)
             raise
@@ -105,7 +83,7 @@ class LeanRepl:
         self._stderr = self._proc.stderr.fileno()
         os.set_blocking(self._stdin, False)
         self._buffer = b""
-        self._killed = False
+        self._reaped = False
         self._closed = False
 
     @property
@@ -153,20 +131,18 @@ class LeanRepl:
             raise ReplCrashed(f"REPL wrote to stderr: {noise}")
 
     def _raise_ended(self) -> None:
-        self._kill_group()  # whatever is left of it; then the exit status can be read
-        code = self._proc.wait()
+        self._kill_and_reap()  # whatever is left of the group; then the exit status is known
         raise ReplCrashed(
-            f"REPL ended its output (exit status {code})"
+            f"REPL ended its output (exit status {self._proc.returncode})"
             + (f" after: {self._buffer[:200]!r}" if self._buffer.strip() else "")
         )
 
-    def _kill_group(self) -> None:
-        """SIGKILL the process group, once. The leader is never reaped before this, so its
-        pid (= the group id) cannot have been reused by an unrelated process."""
-        if not self._killed:
-            self._killed = True
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
+    def _kill_and_reap(self) -> None:
+        """Kill the process group and reap the leader, once: after the reap its pid (= the
+        group id) may belong to an unrelated process, so it must not be signalled again."""
+        if not self._reaped:
+            self._reaped = True
+            kill_group(self._proc)
 
     def _write_some(self, pending: bytes) -> bytes:
         try:
@@ -203,10 +179,5 @@ class LeanRepl:
         if self._closed:
             return
         self._closed = True
-        self._kill_group()
-        self._proc.wait()
+        self._kill_and_reap()
         os.close(self._stdout)
-        for stream in (self._proc.stdin, self._proc.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
