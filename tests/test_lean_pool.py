@@ -269,6 +269,17 @@ def test_missing_repl_command_or_project_is_a_one_line_error(tmp_path: Path) -> 
         make(tmp_path, repl_cmd="no-such-lake exe repl")
     with pytest.raises(VerifierUnavailableError, match="Lean project"):
         make(tmp_path, lean_project=str(tmp_path / "missing"))
+    with pytest.raises(VerifierUnavailableError, match="not found"):
+        make(tmp_path, repl_cmd="./repl")  # a path is relative to the Lean project
+
+
+def test_repl_given_by_a_path_relative_to_the_lean_project(tmp_path: Path, log: Path) -> None:
+    launcher = tmp_path / "repl"
+    launcher.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(FAKE))}\n")
+    launcher.chmod(0o755)
+    with make(tmp_path, repl_cmd="./repl") as verifier:
+        (result,) = verifier.verify([job("p", PROVED)])
+    assert result.verdict is Verdict.PROVED
 
 
 def test_pins_are_the_assistant_version(log: Path) -> None:

@@ -30,6 +30,7 @@ garbage, anything on stderr) is retried once on a fresh REPL, then answers ``ver
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -412,16 +413,24 @@ class LeanWorker:
         return verdict, detail, messages, axioms
 
 
+def _program_found(program: str, cwd: Path) -> bool:
+    """Whether ``program`` can start in ``cwd``: a bare name is looked up on PATH, a path is
+    taken relative to ``cwd``, as ``subprocess`` does."""
+    if "/" in program:
+        return os.access(cwd / program, os.X_OK)
+    return shutil.which(program) is not None
+
+
 def make_backend(config: VerificationConfig) -> PoolVerifier:
     """The Lean verifier: a pool of warm REPL workers (registered in ``stp.verify.backends``)."""
     argv = tuple(shlex.split(config.repl_cmd))
-    if not argv or shutil.which(argv[0]) is None:
-        raise VerifierUnavailableError(
-            f"Lean REPL command {config.repl_cmd!r} not found: {INSTALL_HINT}"
-        )
     lean_project = Path(config.lean_project).resolve()
     if not lean_project.is_dir():
         raise VerifierUnavailableError(f"Lean project {lean_project} not found: {INSTALL_HINT}")
+    if not argv or not _program_found(argv[0], lean_project):
+        raise VerifierUnavailableError(
+            f"Lean REPL command {config.repl_cmd!r} not found: {INSTALL_HINT}"
+        )
     settings = LeanSettings(
         argv=argv,
         lean_project=lean_project,
