@@ -39,6 +39,8 @@ def test_real_minif2f_proofs() -> None:
     jobs = [
         minif2f_job("norm_num", "mathd_algebra_304", "  norm_num"),
         minif2f_job("decide", "mathd_numbertheory_81", "  decide"),
+        minif2f_job("hypothesis", "mathd_algebra_455", "  linarith"),
+        minif2f_job("bullets", "mathd_algebra_126", "  constructor\n  · linarith\n  · linarith"),
         minif2f_job("sorry", "mathd_algebra_304", "  sorry"),
         minif2f_job("term sorry", "mathd_numbertheory_81", "  exact sorry"),
         minif2f_job("wrong", "mathd_numbertheory_81", "  rfl\n  simp"),
@@ -49,7 +51,8 @@ def test_real_minif2f_proofs() -> None:
         results = {r.id: r for r in verifier.verify(jobs)}
     assert results["norm_num"].verdict is Verdict.PROVED, results["norm_num"]
     assert set(results["norm_num"].axioms) <= ALLOWED_AXIOMS
-    assert results["decide"].verdict is Verdict.PROVED, results["decide"]
+    for id in ("decide", "hypothesis", "bullets"):  # binders and hypotheses: the re-check
+        assert results[id].verdict is Verdict.PROVED, results[id]
     assert results["sorry"].verdict is Verdict.INCOMPLETE
     assert results["term sorry"].verdict is Verdict.INCOMPLETE
     assert results["wrong"].verdict is Verdict.FAILED
