@@ -310,3 +310,15 @@ def test_stp_verify_cli_with_repl_cmd(tmp_path: Path, log: Path) -> None:
     results = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["id"], r["verdict"]) for r in results] == [("p", "proved"), ("i", "incomplete")]
     assert headers_run(log) == ["import Lean"]
+
+
+def test_long_requests_and_characters_outside_the_bmp_arrive_intact(
+    tmp_path: Path, log: Path
+) -> None:
+    proof = "  trivial -- " + "𝓝ℝ∑" * 40_000  # about 400 KB: many pipe buffers' worth
+    with make(tmp_path) as verifier:
+        (result,) = verifier.verify([job("long", ("theorem t : True := by", proof))])
+    assert result.verdict is Verdict.PROVED
+    sent = [e for e in requests(log) if e["request"]["cmd"].startswith("theorem t ")]
+    assert sent[0]["request"]["cmd"] == "theorem t : True := by\n" + proof
+    assert sent[0]["lines"] == 1

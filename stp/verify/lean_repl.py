@@ -96,8 +96,10 @@ class LeanRepl:
 
         Raises ``ReplTimedOut`` after ``timeout`` seconds and ``ReplCrashed`` on end of output,
         output that is not a JSON object, or anything on standard error."""
-        if self._closed:
-            raise ReplCrashed("the REPL was closed")
+        if self._closed or self._reaped:
+            raise ReplCrashed("the REPL is no longer running")
+        if self._buffer.strip():  # every byte so far belonged to an answered request
+            raise ReplCrashed(f"REPL wrote between requests: {self._buffer[:200]!r}")
         pending = encode_request(payload)
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
