@@ -8,7 +8,7 @@ command whose ``cmd`` was recorded in tests/fixtures/lean_repl with the recorded
 (``env`` renumbered to its own counter). Other commands get what the tests need:
 
 - no ``env``: a header, answered ``{"env": n}``;
-- ``#print axioms NAME`` and ``example : type_of% @A = type_of% @B := rfl``: answered as Lean
+- ``#print axioms NAME`` and ``#check (rfl : type_of% @A = type_of% @B)``: answered as Lean
   would from what earlier commands declared (a ``-- fake-axioms: a, b`` comment in a proof
   sets its axioms);
 - anything else: a clean ``{"env": n}``.
@@ -72,7 +72,7 @@ _DECLARATION = re.compile(
 _AXIOMS_COMMENT = re.compile(r"-- fake-axioms: (.*)")
 _PRINT_AXIOMS = re.compile(r"#print axioms (?:_root_\.)?(\S+)")
 _SAME_TYPE = re.compile(
-    r"example : type_of% @(?:_root_\.)?(\S+) = type_of% @(?:_root_\.)?(\S+) := rfl"
+    r"#check \(rfl : type_of% @(?:_root_\.)?(\S+) = type_of% @(?:_root_\.)?(\S+)\)"
 )
 
 

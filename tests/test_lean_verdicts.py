@@ -129,8 +129,8 @@ def test_follow_up_command_restates_the_statement_under_a_fresh_name() -> None:
         "  x ^ 2 = 4 := by\nsorry"
     )
     assert (
-        "example : type_of% @_root_.mathd_algebra_10 = "
-        "type_of% @_root_.mathd_algebra_10_stp_restated := rfl"
+        "#check (rfl : type_of% @_root_.mathd_algebra_10 = "
+        "type_of% @_root_.mathd_algebra_10_stp_restated)"
     ) in command
     assert command.endswith("#print axioms _root_.mathd_algebra_10")
 

@@ -164,7 +164,9 @@ def follow_up_command(formal_statement: str, name: str) -> str:
     The restated copy is admitted with ``sorry`` and used only for its type.
 
     Names are written from the root (``_root_.``): the proof text may leave a namespace open,
-    with a look-alike theorem in it that a bare name would resolve to."""
+    with a look-alike theorem in it that a bare name would resolve to. The types are compared
+    by ``#check``, not in an ``example``'s signature: there, the universe levels of each side
+    would become separate parameters before ``rfl`` could equate them (``Type*`` statements)."""
     start = _DECLARATION.match(formal_statement)
     assert start is not None
     theorem = f"_root_.{name}"
@@ -174,7 +176,7 @@ def follow_up_command(formal_statement: str, name: str) -> str:
     )
     return (
         f"{LEAN.assemble('', restatement, 'sorry')}\n\n"
-        f"example : type_of% @{theorem} = type_of% @{restated} := rfl\n\n"
+        f"#check (rfl : type_of% @{theorem} = type_of% @{restated})\n\n"
         f"#print axioms {theorem}"
     )
 
