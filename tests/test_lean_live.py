@@ -46,12 +46,23 @@ def test_real_minif2f_proofs() -> None:
         minif2f_job("wrong", "mathd_numbertheory_81", "  rfl\n  simp"),
         minif2f_job("unknown", "mathd_algebra_304", "  exact foo_bar_baz"),
         minif2f_job("native", "mathd_numbertheory_81", "  native_decide"),
+        VerifyJob(  # a universe-polymorphic statement, as many ProofNet ones are
+            id="universes",
+            header="import Mathlib\n",
+            formal_statement="theorem stp_universes {G : Type*} [Group G] (a : G) : a * 1 = a := by",
+            proof="  simp",
+        ),
     ]
     with make_verifier(config) as verifier:
         results = {r.id: r for r in verifier.verify(jobs)}
     assert results["norm_num"].verdict is Verdict.PROVED, results["norm_num"]
     assert set(results["norm_num"].axioms) <= ALLOWED_AXIOMS
-    for id in ("decide", "hypothesis", "bullets"):  # binders and hypotheses: the re-check
+    for id in (
+        "decide",
+        "hypothesis",
+        "bullets",
+        "universes",
+    ):  # binders and hypotheses: the re-check
         assert results[id].verdict is Verdict.PROVED, results[id]
     assert results["sorry"].verdict is Verdict.INCOMPLETE
     assert results["term sorry"].verdict is Verdict.INCOMPLETE
