@@ -6,7 +6,8 @@ time and says when its state can no longer be trusted. The pool runs one thread 
 with the header it has loaded when there are any (loading a header is the expensive part),
 and retires a worker after ``jobs_per_worker`` jobs or as soon as it reports itself
 unhealthy (timeout, crash, state not restored). Workers stay warm across ``verify`` calls
-until ``close``.
+until ``close``; when a batch needs fewer workers than the pool has, those warm with its
+headers run it first, and a header nobody needs is given up least recently used first.
 
 ``Deduplicated`` checks identical (header, statement, proof) jobs once and fans the result
 out; ``make_verifier`` puts it in front of every backend.
