@@ -160,6 +160,8 @@ def test_declared_name(statement: str, name: str) -> None:
         '  simp\nelab "cheat" : tactic => pure ()',
         "  exact cheat\naxiom cheat : False",
         "  exact Lean.ofReduceBool _ _ rfl",
+        "  run_tac Lean.Elab.Tactic.evalTactic (← `(tactic| simp))",
+        "  exact by_elab return .const ``trivial []",
     ],
 )
 def test_banned_proof_text(proof: str) -> None:

@@ -10,8 +10,9 @@ installs it there. Workers are ``stp.verify.pool`` workers, one REPL process eac
 How one job is checked (facts: DESIGN.md §2 "Lean 4 facts"):
 
 1. A text pre-filter rejects what no benchmark proof needs and what could hide a gap from the
-   checks below (``set_option debug.*``, ``#exit``, ``native_decide``, metaprogramming
-   commands, ...). It is cheap; it is not what makes the check sound.
+   checks below (``set_option debug.*``, ``#exit``, ``native_decide``, ``run_tac`` and other
+   metaprogramming, which could add a declaration without the kernel). It is cheap; for
+   everything but metaprogramming it is not what makes the check sound.
 2. The worker's REPL has run the job's header once, as its env 0 (a job under another
    header replaces the REPL), and ``statement + "\\n" + proof`` (``LEAN.assemble``) runs
    against env 0, so proofs never see each other. The statement is the dataset's, fixed as a prefix: the model writes only the
@@ -72,14 +73,20 @@ _BANNED_PROOF_TEXT: tuple[tuple[re.Pattern[str], str], ...] = (
     # message reports (#print axioms still shows sorryAx); a proof that needs a library
     # search at every check is not a finished proof anyway.
     (re.compile(r"(?<![\w.])(apply|exact|rw)\?"), "library search tactics (apply?, exact?, rw?)"),
-    # Commands that run code at elaboration time could rewrite the messages the checks read.
+    # Code run at elaboration time can add declarations without the kernel or rewrite the
+    # messages the checks read: tactics and terms that run it, anywhere...
+    (
+        re.compile(r"(#eval|#exec|\b(run_tac|run_cmd|run_elab|run_meta|by_elab))\b"),
+        "metaprogramming is banned in proofs",
+    ),
+    # ...and commands that define it, at the start of a line.
     (
         re.compile(
-            r"^\s*(#eval|#exec|run_cmd|run_elab|run_meta|elab|elab_rules|macro|macro_rules|"
-            r"syntax|initialize|builtin_initialize|declare_syntax_cat)\b",
+            r"^\s*(elab|elab_rules|macro|macro_rules|syntax|initialize|builtin_initialize|"
+            r"declare_syntax_cat)\b",
             re.MULTILINE,
         ),
-        "metaprogramming commands are banned in proofs",
+        "metaprogramming is banned in proofs",
     ),
     (
         re.compile(r"^\s*(import|axiom|opaque)\b", re.MULTILINE),
