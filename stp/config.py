@@ -399,8 +399,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep:
         raise ConfigError(f"override {text!r}: expected <section>.<field>=<value>")
     tp = _field_type(key)
-    # A string field keeps the text as typed: YAML would turn "1e-3" or "no" into other types.
-    value = raw if tp is str else yaml.safe_load(raw) if raw.strip() else raw
+    # A string field, or a choice among strings, keeps the text as typed: YAML would turn
+    # "1e-3" or "no" (training.mixed_precision) into other types.
+    textual = tp is str or (
+        typing.get_origin(tp) is Literal
+        and all(isinstance(choice, str) for choice in typing.get_args(tp))
+    )
+    value = raw if textual else yaml.safe_load(raw) if raw.strip() else raw
     return key, value
 
 
