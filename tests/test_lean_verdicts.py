@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fake_lean_repl import FIXTURES, VERSION_DIRS, load_transcripts
 
+from stp.languages import lean_declaration_name
 from stp.verify.lean import (
     ALLOWED_AXIOMS,
     banned_text,
-    declared_name,
     follow_up_command,
     judge_follow_up,
     normalise_header,
@@ -123,7 +123,7 @@ def test_follow_up_statement_recheck_failure_is_unsound(error: str) -> None:
 
 def test_follow_up_command_restates_the_statement_under_a_fresh_name() -> None:
     statement = "theorem mathd_algebra_10 (x : ℝ) (h₀ : x = 2) :\n  x ^ 2 = 4 := by"
-    command = follow_up_command(statement, declared_name(statement))
+    command = follow_up_command(statement, "mathd_algebra_10")
     assert command.startswith(
         "theorem _root_.mathd_algebra_10_stp_restated (x : ℝ) (h₀ : x = 2) :\n"
         "  x ^ 2 = 4 := by\nsorry"
@@ -145,7 +145,7 @@ def test_follow_up_command_restates_the_statement_under_a_fresh_name() -> None:
     ],
 )
 def test_declared_name(statement: str, name: str) -> None:
-    assert declared_name(statement) == name
+    assert lean_declaration_name(statement) == name
 
 
 @pytest.mark.parametrize(
@@ -190,3 +190,7 @@ def test_pins_are_read_from_the_lean_project() -> None:
     assert pins["toolchain"] == "leanprover/lean4:v4.9.0-rc1"
     assert pins["mathlib"] == "xinhjBrant/mathlib4@2f65ba7f1a9144b20c8e7358513548e317d26de1"
     assert pins["REPL"].startswith("xinhjBrant/repl@")
+
+
+def test_a_statement_without_a_name_cannot_be_checked() -> None:
+    assert lean_declaration_name("example : 1 = 1 := by") is None

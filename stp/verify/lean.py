@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from stp.config import VerificationConfig
-from stp.languages import LEAN
+from stp.languages import LEAN, lean_declaration_name, lean_rename_declaration
 from stp.verify.backends import VerifierUnavailableError
 from stp.verify.lean_repl import LeanRepl, ReplCrashed, ReplTimedOut
 from stp.verify.pool import PoolVerifier, default_workers
@@ -94,17 +94,7 @@ _BANNED_PROOF_TEXT: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
 )
 
-# The declaration a formal statement opens, and its name.
-_DECLARATION = re.compile(
-    r"^\s*(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|noncomputable)\s+)*"
-    r"(?:theorem|lemma|def|abbrev)\s+(?P<name>[^\s(\[{:⦃]+)"
-)
-
 _RESTATED_SUFFIX = "_stp_restated"
-
-
-class StatementError(ValueError):
-    """A formal statement the backend cannot check proofs of (it names no declaration)."""
 
 
 # ----------------------------------------------------------------------------- verdicts
@@ -157,14 +147,6 @@ def banned_text(proof: str) -> str | None:
     return None
 
 
-def declared_name(formal_statement: str) -> str:
-    """The name of the declaration a formal statement opens (``theorem NAME ...``)."""
-    match = _DECLARATION.match(formal_statement)
-    if match is None:
-        raise StatementError(f"statement does not open a named theorem: {formal_statement[:60]!r}")
-    return match.group("name")
-
-
 def follow_up_command(formal_statement: str, name: str) -> str:
     """Checks run in a clean proof's environment: the statement elaborated again under a
     fresh name must have the named theorem's type, and ``#print axioms`` lists its axioms.
@@ -174,13 +156,9 @@ def follow_up_command(formal_statement: str, name: str) -> str:
     with a look-alike theorem in it that a bare name would resolve to. The types are compared
     by ``#check``, not in an ``example``'s signature: there, the universe levels of each side
     would become separate parameters before ``rfl`` could equate them (``Type*`` statements)."""
-    start = _DECLARATION.match(formal_statement)
-    assert start is not None
     theorem = f"_root_.{name}"
     restated = f"_root_.{name}{_RESTATED_SUFFIX}"
-    restatement = (
-        formal_statement[: start.start("name")] + restated + formal_statement[start.end("name") :]
-    )
+    restatement = lean_rename_declaration(formal_statement, restated)
     return (
         f"{LEAN.assemble('', restatement, 'sorry')}\n\n"
         f"#check (rfl : type_of% @{theorem} = type_of% @{restated})\n\n"
@@ -379,10 +357,12 @@ class LeanWorker:
         reason = banned_text(job.proof)
         if reason is not None:
             return result(Verdict.UNSOUND, reason)
-        try:
-            name = declared_name(job.formal_statement)
-        except StatementError as exc:
-            return result(Verdict.VERIFIER_ERROR, str(exc))
+        name = lean_declaration_name(job.formal_statement)
+        if name is None:  # nothing for #print axioms to name
+            return result(
+                Verdict.VERIFIER_ERROR,
+                f"statement declares no named theorem: {job.formal_statement[:60]!r}",
+            )
         header = normalise_header(job.header)
         crash = ""
         for _ in range(2):  # a crash is retried once, on a fresh REPL
