@@ -170,7 +170,7 @@ def test_retire_after_jobs_per_worker(tmp_path: Path, log: Path) -> None:
 
 
 def test_timeout_kills_the_process_group_and_the_next_job_works(tmp_path: Path, log: Path) -> None:
-    with make(tmp_path, timeout_s=1.0) as verifier:
+    with make(tmp_path, timeout_s=2.0) as verifier:
         hung, after = verifier.verify([marked("hang", "FAKE_HANG"), job("next", PROVED)])
         assert hung.verdict is Verdict.TIMEOUT
         assert after.verdict is Verdict.PROVED
