@@ -4,8 +4,8 @@
 
 It reads requests as the real REPL does (lines up to a blank line, joined without
 separators; a request that is not JSON kills it with a message on stderr) and answers a
-command whose ``cmd`` was recorded in tests/fixtures/lean_repl with the recorded response
-(``env`` renumbered to its own counter). Other commands get what the tests need:
+command whose ``cmd`` was recorded in tests/fixtures/lean_repl (Lean 4.33) with the recorded
+response (``env`` renumbered to its own counter). Other commands get what the tests need:
 
 - no ``env``: a header, answered ``{"env": n}``;
 - ``#print axioms NAME`` and ``#check (rfl : type_of% @A = type_of% @B)``: answered as Lean
@@ -16,12 +16,12 @@ command whose ``cmd`` was recorded in tests/fixtures/lean_repl with the recorded
 Markers in a command misbehave on demand: ``FAKE_CRASH`` (exit without answering),
 ``FAKE_CRASH_ONCE`` (crash the first time any process sees it), ``FAKE_HANG`` (start a
 grandchild ``sleep`` and hang), ``FAKE_GARBAGE`` (answer non-JSON), ``FAKE_STDERR`` (write to
-stderr, then answer), ``FAKE_BAD_HEADER`` (answer with an error, as for a missing import). Like REPL revisions before leanprover-community/repl#49 it never flushes
-stdout, so a client only gets answers when stdout is a terminal (line-buffered).
+stderr, then answer), ``FAKE_BAD_HEADER`` (answer with an error, as for a missing import).
+Like REPL revisions before leanprover-community/repl#49 it never flushes stdout, so a client
+only gets answers when stdout is a terminal (line-buffered).
 
-Environment: ``FAKE_REPL_LEAN`` = ``4.33`` (default) or ``4.9`` picks the transcripts;
-``FAKE_REPL_LOG`` names a JSON-lines file that gets one line per start and per request;
-``FAKE_REPL_STATE`` names a folder for ``FAKE_CRASH_ONCE``'s flag.
+Environment: ``FAKE_REPL_LOG`` names a JSON-lines file that gets one line per start and per
+request; ``FAKE_REPL_STATE`` names a folder for ``FAKE_CRASH_ONCE``'s flag.
 """
 
 from __future__ import annotations
@@ -77,13 +77,12 @@ _SAME_TYPE = re.compile(
 
 
 class FakeRepl:
-    def __init__(self, version: str, log: Path | None, state: Path | None) -> None:
+    def __init__(self, log: Path | None, state: Path | None) -> None:
         self.recorded: dict[str, dict[str, Any]] = {}
-        for pairs in load_transcripts(VERSION_DIRS[version]).values():
+        for pairs in load_transcripts(FIXTURES).values():
             for request, response in pairs:
                 if "cmd" in request and "env" not in request:
                     self.recorded.setdefault(request["cmd"], response)
-        self.wording = "'sorry'" if version == "4.9" else "`sorry`"
         self.envs: list[dict[str, tuple[str, tuple[str, ...]]]] = []  # name -> (type, axioms)
         self.log = log
         self.state = state
@@ -145,7 +144,7 @@ class FakeRepl:
     ) -> dict[str, Any]:
         messages = []
         for name, signature in _DECLARATION.findall(cmd):  # the restated copy, with sorry
-            messages.append(self.message("warning", f"declaration uses {self.wording}"))
+            messages.append(self.message("warning", "declaration uses `sorry`"))
             declared.setdefault(name, (" ".join(signature.split()), ("sorryAx",)))
         if same := _SAME_TYPE.search(cmd):
             left, right = same.groups()
@@ -191,11 +190,7 @@ def read_request() -> tuple[str, int] | None:
 def main() -> None:
     log = os.environ.get("FAKE_REPL_LOG")
     state = os.environ.get("FAKE_REPL_STATE")
-    repl = FakeRepl(
-        os.environ.get("FAKE_REPL_LEAN", "4.33"),
-        Path(log) if log else None,
-        Path(state) if state else None,
-    )
+    repl = FakeRepl(Path(log) if log else None, Path(state) if state else None)
     while (read := read_request()) is not None:
         query, lines = read
         try:
