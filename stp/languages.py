@@ -200,6 +200,30 @@ class _Lean(FormalLanguage):
         return f"theorem {name} {rest} := by"
 
 
+# The declaration a Lean formal statement opens, and its name.
+_LEAN_DECLARATION = re.compile(
+    r"^\s*(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|noncomputable)\s+)*"
+    r"(?:theorem|lemma|def|abbrev)\s+(?P<name>[^\s(\[{:⦃]+)"
+)
+
+
+def lean_declaration_name(formal_statement: str) -> str | None:
+    """The name a Lean formal statement declares (``theorem NAME ...``); None when it opens
+    no named declaration."""
+    match = _LEAN_DECLARATION.match(formal_statement)
+    return match.group("name") if match else None
+
+
+def lean_rename_declaration(formal_statement: str, new_name: str) -> str:
+    """The same Lean statement declaring ``new_name``; ValueError when it names nothing."""
+    match = _LEAN_DECLARATION.match(formal_statement)
+    if match is None:
+        raise ValueError(f"not a named Lean declaration: {formal_statement[:60]!r}")
+    return (
+        formal_statement[: match.start("name")] + new_name + formal_statement[match.end("name") :]
+    )
+
+
 def _rocq_skip_comment(text: str, i: int) -> int | None:
     """Index just past the comment opening at ``text[i]`` (``(*``); None if it never closes.
     Comments nest, and a string inside a comment is lexed as a string, as Coq does: the ``*)``
