@@ -39,11 +39,12 @@ def _write_statements(path: Path, split: str = "heldout") -> Path:
 
 
 class ScriptedProver:
-    """Writes SCRIPT's proofs in the model's completion format (proof, ``Qed.``, closing
-    fence). The tiny model's output cannot be steered, and these tests check exact figures;
-    the real model runs in the end-to-end test below."""
+    """Writes ``script``'s proofs, sample j the (j mod len)-th, in the model's completion
+    format (proof, proof closer, closing fence). The tiny model's output cannot be steered,
+    and these tests check exact figures; the real model runs in the end-to-end test below."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: Sequence[str] = SCRIPT, closer: str = "\nQed.\n```") -> None:
+        self.script, self.closer = script, closer
         self.prompts: list[str] = []
 
     def generate(
@@ -59,7 +60,11 @@ class ScriptedProver:
         progress: Callable[[int], None] | None = None,
     ) -> list[list[Completion]]:
         self.prompts += prompts
-        return [[Completion(f"{SCRIPT[j % 4]}\nQed.\n```", 5) for j in range(n)] for _ in prompts]
+        script = self.script
+        return [
+            [Completion(f"{script[j % len(script)]}{self.closer}", 5) for j in range(n)]
+            for _ in prompts
+        ]
 
     def close(self) -> None:
         pass
@@ -343,6 +348,33 @@ def test_lean_report_shows_quoted_figures_marked_as_quoted(setup):
     quoted = text.split("## Quoted from the literature (not measured here)")[1].split("##")[0]
     assert "| STP (7B, from DeepSeek-Prover-V1.5-SFT) | 128 | 61.2% | Dong & Ma 2025" in quoted
     assert "65.0% ± 0.5%" in quoted
+
+
+def test_lean_minif2f_through_the_lean_backend_on_recorded_repl(tmp_path, monkeypatch):
+    """miniF2F-test (Lean) through the real Lean backend, with tests/fake_lean_repl.py in place
+    of the REPL (no Lean here): prompts, proof assembly and the backend's own checks."""
+    log = tmp_path / "repl.log"
+    monkeypatch.setenv("FAKE_REPL_LOG", str(log))
+    fake = Path(__file__).with_name("fake_lean_repl.py")
+    config = _config(
+        "verification.backend=lean",
+        f"verification.repl_cmd={sys.executable} {fake}",
+        f"verification.lean_project={tmp_path}",
+    )
+    benchmark = load_benchmark_for_eval("minif2f", "test", "lean", limit=2)
+    prover = ScriptedProver(["  norm_num", "  exact?"], closer="\n```")
+    report = _run(config, benchmark, tmp_path / "out", sampler_factory=lambda: prover)
+
+    assert prover.prompts[0].startswith("Complete the following Lean 4 code:")
+    # the backend refuses library search on Lean 4.9 before the REPL sees it
+    assert (report["verdicts"]["unsound"], report["attempts"]) == (4, 8)
+    commands = [json.loads(line)["request"]["cmd"] for line in log.read_text().splitlines()
+                if '"request"' in line]  # fmt: skip
+    first = benchmark.statements[0].formal_statement
+    assert any(cmd.startswith(first) and cmd.endswith("\n  norm_num") for cmd in commands)
+    assert not any("exact?" in cmd for cmd in commands)
+    quoted = {(q["model"], q["k"]) for q in report["quoted"]}
+    assert ("STP (7B, from DeepSeek-Prover-V1.5-SFT)", 3200) in quoted
 
 
 @pytest.mark.lean
