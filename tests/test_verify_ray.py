@@ -183,6 +183,21 @@ def test_nodes_without_the_assistant_are_a_one_line_error(address: str) -> None:
         make_verifier(config)
 
 
+def test_an_unreachable_cluster_is_a_one_line_error(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(dataclasses.asdict(make_jobs(1)[0])) + "\n")
+    argv = ["verify", str(source), "--out", str(tmp_path / "out")]
+    done = subprocess.run(  # a fresh process: this one is connected to the test cluster
+        [sys.executable, "-m", "stp", *argv, "--set", "verification.ray_address=127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "cannot reach the Ray cluster at '127.0.0.1:1'" in done.stderr
+
+
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     with pytest.raises(MissingExtraError, match=r"pip install 'stp\[dist\]'"):
@@ -193,3 +208,5 @@ def test_verify_workers_says_what_is_missing(capsys: pytest.CaptureFixture[str])
     argv = ["verify-workers", "--address", "127.0.0.1:1", "--cpus", "1"]
     assert main([*argv, "--verification.coqtop", "no-such-coqtop"]) == 2
     assert "'no-such-coqtop' not found on PATH" in capsys.readouterr().err
+    assert main(argv) == 2
+    assert "cannot reach the Ray cluster at '127.0.0.1:1'" in capsys.readouterr().err

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from stp.artifacts import atomic_write_jsonl
 from stp.config import ConfigError, add_config_arguments, config_from_args
 from stp.verify.backends import make_local_backend, make_verifier
-from stp.verify.distributed import RESOURCE, import_ray
+from stp.verify.distributed import RESOURCE, check_reachable, import_ray
 from stp.verify.process import kill_group
 from stp.verify.types import Verdict, VerifyJob, VerifyResult
 
@@ -124,6 +124,7 @@ def _verify_workers(args: argparse.Namespace) -> int:
     # missing; it starts no process, so this is cheap.
     make_local_backend(dataclasses.replace(config, workers=1, ray_address=None)).close()
     import_ray()
+    check_reachable(args.address)
     argv = [
         *(sys.executable, "-m", "ray.scripts.scripts", "start"),
         *("--address", args.address, "--num-cpus", str(args.cpus)),

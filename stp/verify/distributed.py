@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -49,6 +50,9 @@ ACTOR_START_TIMEOUT_S = 120.0
 # up. Latecomers join mid-batch.
 LATECOMER_WAIT_S = 15.0
 CLOSE_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 10.0
+
+START_HINT = "start its head node with `ray start --head` and pass that node's HOST:6379"
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +159,12 @@ class RayVerifier:
         self._owns_connection = not ray.is_initialized()
         address = config.ray_address
         if self._owns_connection:
+            check_reachable(address)  # ray.init retries an unreachable address for minutes
             try:
                 ray.init(address=address, logging_level=logging.WARNING)
-            except ConnectionError as exc:
+            except ConnectionError as exc:  # e.g. 'auto' and no cluster on this machine
                 raise VerifierUnavailableError(
-                    f"cannot reach the Ray cluster at {address!r} ({exc}); start one with "
-                    "`ray start --head` and give its address as verification.ray_address"
+                    f"cannot reach the Ray cluster at {address!r} ({exc}); {START_HINT}"
                 ) from exc
         self._new_actor = ray.remote(num_cpus=1, resources={RESOURCE: 1}, max_restarts=0)(
             _VerifierActor
@@ -332,6 +336,21 @@ class RayVerifier:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_reachable(address: str | None) -> None:
+    """Raise ``VerifierUnavailableError`` unless something listens at a HOST:PORT ``address``
+    (``auto`` is left to ``ray.init``, which looks for a cluster on this machine)."""
+    host, _, port = (address or "").rpartition(":")
+    if not (host and port.isdigit()):
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as exc:  # refused, timed out, unknown host
+        raise VerifierUnavailableError(
+            f"cannot reach the Ray cluster at {address!r} ({exc}); {START_HINT}"
+        ) from exc
 
 
 def _one_line(exc: BaseException) -> str:
