@@ -12,7 +12,8 @@ verifier nodes (see ``stp.verify.distributed``).
 
 ``verify-workers`` checks that the configured backend's proof assistant is installed here,
 then joins the cluster as a node offering ``--cpus`` verifier slots (``ray start --block`` in
-its own process group) until interrupted.
+its own process group) until interrupted. The checkers it hosts run with the ``verification``
+settings of the run that verifies, so the assistant must sit at the same path on every node.
 """
 
 from __future__ import annotations
