@@ -42,6 +42,7 @@ def verifier() -> Iterator[Deduplicated]:
         ("intros. lia.", None),
         ("induction n.\n- reflexivity.\n- simpl. { rewrite IHn. reflexivity. }", None),
         ("all: lia.", None),
+        ("(intros; lia).", None),
         ("2: { lia. } (* a comment. Print. *) lia.", None),
         ('idtac "Admitted. Print Assumptions". lia.', None),
         ("Admitted.", Verdict.INCOMPLETE),

@@ -136,6 +136,7 @@ def screen_proof(proof: str) -> tuple[Verdict, str] | None:
                 body = body[1:].strip()
                 if not body:
                     continue
+        body = body.lstrip("( ")  # "(tac1; tac2)." is a tactic too
         first = _WORD.match(body)
         if first is not None and body[0].islower():
             words = set(_WORD.findall(_STRING.sub(" ", body)))
@@ -239,10 +240,11 @@ class _Coqtop:
             readable, writable, _ = select.select([self._out], writers, [], remaining)
             if writable:
                 try:
-                    sent = os.write(self._in, pending)
+                    pending = pending[os.write(self._in, pending) :]
+                except BlockingIOError:
+                    pass  # the pipe filled up between select and write: try again later
                 except BrokenPipeError:
                     raise _Crashed("coqtop closed its input") from None
-                pending = pending[sent:]
             if not readable:
                 continue
             chunk = os.read(self._out, 65536)
@@ -459,7 +461,7 @@ class RocqWorker:
                 "(abandoned, restated or changed)"
             )
             return self._result(job, Verdict.UNSOUND, start, detail, messages)
-        names, unsafe = _parse_assumptions(assumptions)
+        names, unsafe = parse_assumptions(assumptions)
         if unsafe:
             return self._result(job, Verdict.UNSOUND, start, f"unsafe: {unsafe}", messages)
 
@@ -486,7 +488,7 @@ class RocqWorker:
         return self._result(job, Verdict.PROVED, start, "", messages, axioms)
 
 
-def _parse_assumptions(response: str) -> tuple[list[str], str]:
+def parse_assumptions(response: str) -> tuple[list[str], str]:
     """Axiom names and the first unsafe line (an unchecked fixpoint, positivity or universe
     constraint, a section variable), from a ``Print Assumptions`` answer."""
     text = _INFOMSG.sub("", response).strip()
