@@ -158,6 +158,7 @@ def test_banned_commands_are_rejected_and_later_jobs_unaffected(verifier: Dedupl
     }
 
 
+@pytest.mark.slow
 def test_loop_times_out_and_the_next_job_is_checked() -> None:
     config = VerificationConfig(workers=1, timeout_s=3.0)
     with make_verifier(config) as verifier:
@@ -170,6 +171,7 @@ def test_loop_times_out_and_the_next_job_is_checked() -> None:
     assert [r.verdict for r in results] == [Verdict.TIMEOUT, Verdict.PROVED]
 
 
+@pytest.mark.slow
 def test_memory_exhaustion_is_a_verifier_error() -> None:
     config = VerificationConfig(workers=1, timeout_s=20.0, memory_limit_mb=1024)
     hog = "pose (l := List.repeat 0 100000000). vm_compute in l. lia."

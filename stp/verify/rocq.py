@@ -106,7 +106,8 @@ _SELECTOR = re.compile(
 )
 _WORD = re.compile(r"[A-Za-z_][\w']*")
 _STRING = re.compile(r'"(?:[^"]|"")*"')
-_RESOURCE_ERRORS = ("Out of memory", "Stack overflow")
+# coqtop survives a stack overflow (a failed proof, as coqc says) but not running out of memory.
+_OUT_OF_MEMORY = "Out of memory"
 
 
 class _Timeout(Exception):
@@ -430,11 +431,9 @@ class RocqWorker:
         output = coqtop.exchange(sent, timeout - (time.perf_counter() - began))
         responses = _responses(output)
         messages = _messages(job.proof, sent, responses)
-        if any(e in r for r in responses for e in _RESOURCE_ERRORS):
+        if any(_OUT_OF_MEMORY in r for r in responses):
             self._healthy = False
-            return self._result(
-                job, Verdict.VERIFIER_ERROR, start, "coqtop ran out of memory or stack", messages
-            )
+            return self._result(job, Verdict.VERIFIER_ERROR, start, "out of memory", messages)
         _, proof_open = _prompt_state(output)
         if proof_open:  # Qed did not go through
             detail = messages[0].text if messages else "the proof is not complete"
