@@ -14,7 +14,14 @@ import pytest
 from stp.config import VerificationConfig
 from stp.verify import Verdict, VerifierUnavailableError, VerifyJob, make_verifier, rocq
 from stp.verify.backends import Deduplicated
-from stp.verify.rocq import ALLOWED_AXIOMS, parse_statement, screen_proof
+from stp.verify.pool import PoolVerifier
+from stp.verify.rocq import (
+    ALLOWED_AXIOMS,
+    RocqWorker,
+    coqtop_version,
+    parse_statement,
+    screen_proof,
+)
 
 NAT_HEADER = "Require Import Arith Lia.\n"
 NAT_STATEMENT = "Theorem add_zero (n : nat) : n + 0 = n."
@@ -227,11 +234,30 @@ def test_jobs_with_different_headers_in_one_batch(verifier: Deduplicated) -> Non
     assert "NoSuchLibrary" in results[2].detail
 
 
-def test_retired_workers_are_replaced() -> None:
-    config = VerificationConfig(workers=1, timeout_s=5.0, jobs_per_worker=2)
-    with make_verifier(config) as verifier:
-        results = verifier.verify([nat_job(str(i), "lia.") for i in range(5)])
-    assert all(r.verdict is Verdict.PROVED for r in results)
+def _coqtop_children() -> set[int]:
+    """Our child processes that run coqtop (from /proc: nothing is looked up by name)."""
+    pids = set()
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        pids.update(int(p) for p in children.read_text().split())
+    return {p for p in pids if Path(f"/proc/{p}/comm").read_text().startswith("coqtop")}
+
+
+def test_workers_are_retired_and_close_kills_them() -> None:
+    config = VerificationConfig(timeout_s=3.0)
+    version = coqtop_version(config.coqtop)
+    made: list[RocqWorker] = []
+
+    def new_worker() -> RocqWorker:
+        made.append(RocqWorker(config, version))
+        return made[-1]
+
+    before = _coqtop_children()
+    with PoolVerifier("rocq", version, new_worker, size=1, jobs_per_worker=2) as pool:
+        results = pool.verify([nat_job(str(i), "lia.") for i in range(5)])
+        assert len(_coqtop_children() - before) == 1  # retired workers are gone
+    assert [r.verdict for r in results] == [Verdict.PROVED] * 5
+    assert len(made) == 3  # 2 + 2 + 1 jobs
+    assert _coqtop_children() == before
 
 
 def test_missing_coqtop_and_backend_are_one_line_errors() -> None:

@@ -161,12 +161,12 @@ def screen_proof(proof: str) -> tuple[Verdict, str] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Statement:
+class ParsedStatement:
     name: str
     type: str  # the statement as one type: binders before the colon become a forall
 
 
-def parse_statement(formal_statement: str) -> _Statement:
+def parse_statement(formal_statement: str) -> ParsedStatement:
     """``Theorem name binders : type.`` -> name and ``forall binders, type``."""
     text = rocq_strip_comments(formal_statement).strip()
     match = _STATEMENT.match(text)
@@ -181,7 +181,7 @@ def parse_statement(formal_statement: str) -> _Statement:
             depth -= 1
         elif c == ":" and depth == 0 and rest[i + 1 : i + 2] not in (":", "="):
             binders, body = rest[:i].strip(), rest[i + 1 :].strip()
-            return _Statement(match.group(1), f"forall {binders}, {body}" if binders else body)
+            return ParsedStatement(match.group(1), f"forall {binders}, {body}" if binders else body)
     raise ValueError(f"no ':' before the statement's type: {text[:80]!r}")
 
 
@@ -389,7 +389,7 @@ class RocqWorker:
             shutil.rmtree(job_dir, ignore_errors=True)
 
     def _check_in(
-        self, job: VerifyJob, statement: _Statement, job_dir: str, start: float
+        self, job: VerifyJob, statement: ParsedStatement, job_dir: str, start: float
     ) -> VerifyResult:
         assert self._coqtop is not None
         coqtop = self._coqtop
@@ -402,7 +402,7 @@ class RocqWorker:
         return result
 
     def _run_job(
-        self, job: VerifyJob, statement: _Statement, job_dir: str, start: float
+        self, job: VerifyJob, statement: ParsedStatement, job_dir: str, start: float
     ) -> VerifyResult:
         assert self._coqtop is not None
         coqtop = self._coqtop
