@@ -185,6 +185,7 @@ def test_memory_exhaustion_is_a_verifier_error() -> None:
     with make_verifier(config) as verifier:
         results = verifier.verify([nat_job("hog", hog), nat_job("after", "lia.")])
     assert [r.verdict for r in results] == [Verdict.VERIFIER_ERROR, Verdict.PROVED]
+    assert "out of memory" in results[0].detail.lower()
 
 
 def test_flooding_output_does_not_break_the_worker(verifier: Deduplicated) -> None:

@@ -8,6 +8,10 @@ and retires a worker after ``jobs_per_worker`` jobs or as soon as it reports its
 unhealthy (timeout, crash, state not restored). Workers stay warm across ``verify`` calls
 until ``close``.
 
+A backend plugs in with a ``Worker`` class and a ``make_backend(config)`` that returns
+``PoolVerifier(name, assistant_version, lambda: TheWorker(config, ...), size, jobs_per_worker)``
+(see ``stp.verify.rocq``); the same ``Worker`` can run anywhere a process can be started.
+
 ``Deduplicated`` checks identical (header, statement, proof) jobs once and fans the result
 out; ``make_verifier`` puts it in front of every backend.
 """
@@ -54,7 +58,6 @@ class _JobQueue:
     def __init__(self, jobs: Sequence[VerifyJob]) -> None:
         self._lock = threading.Lock()
         self._by_header: dict[str, deque[int]] = {}
-        self._jobs = jobs
         for index, job in enumerate(jobs):
             self._by_header.setdefault(job.header, deque()).append(index)
 

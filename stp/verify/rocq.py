@@ -250,7 +250,8 @@ class _Coqtop:
                 continue
             chunk = os.read(self._out, 65536)
             if not chunk:
-                raise _Crashed(f"coqtop exited (status {self.proc.poll()})")
+                last_words = " ".join(out[-200:].decode("utf-8", errors="replace").split())
+                raise _Crashed(f"coqtop closed its output: {last_words}")
             out += chunk
             if marker_at == -1:
                 marker_at = out.find(needle, max(0, len(out) - len(chunk) - len(needle)))
