@@ -114,14 +114,22 @@ class VerificationConfig:
         500, "Retire and restart a worker after this many jobs (memory grows with use)."
     )
     header_timeout_s: float = _field(
-        120.0, "Wall-clock limit for a worker to load one header (imports), in seconds."
+        120.0,
+        "Wall-clock limit for a worker to load one header (imports), in seconds (Lean's "
+        "`import Mathlib` takes seconds to minutes: give it 600 or more).",
     )
     coqtop: str = _field(
         "coqtop", "Rocq/Coq toplevel to run, with extra flags if needed (rocq backend)."
     )
-    repl_cmd: str = _field("lake exe repl", "Command that starts a Lean REPL (lean backend).")
+    repl_cmd: str = _field(
+        "lake exe repl",
+        "Command that starts a Lean REPL (lean backend), split like a shell would; it runs in "
+        "lean_project and may be any process that speaks the REPL's JSON protocol.",
+    )
     lean_project: str = _field(
-        "lean_project", "Folder the Lean REPL command runs in (pins Lean, Mathlib and the REPL)."
+        "lean_project",
+        "Folder the Lean REPL command runs in; its lean-toolchain and lakefile.lean pin Lean, "
+        "Mathlib and the REPL (scripts/setup_lean.sh installs them).",
     )
     ray_address: str | None = _field(
         None, "Ray cluster address ('auto' or host:port); set it to verify on Ray workers."
@@ -210,12 +218,31 @@ class TrainingConfig:
     weight_decay: float = _field(0.0, "AdamW weight decay.")
     mixed_precision: Literal["no", "bf16", "fp16"] = _field("no", "accelerate mixed precision.")
     save_every_steps: int = _field(200, "Checkpoint interval (a killed run resumes from it).")
+    optimizer: Literal["adamw", "sgd"] = _field(
+        "adamw", "adamw (the usual choice) or plain sgd (exactly linear updates, for checks)."
+    )
+    max_grad_norm: float = _field(1.0, "Clip the gradient norm to this; 0 switches clipping off.")
+    gradient_checkpointing: bool = _field(
+        False, "Recompute activations in the backward pass: less memory, ~30% slower (7B models)."
+    )
 
     def validate(self) -> None:
         if self.learning_rate <= 0:
             raise ConfigError(f"training.learning_rate: must be > 0, got {self.learning_rate}")
         if self.epochs <= 0:
             raise ConfigError(f"training.epochs: must be > 0, got {self.epochs}")
+        for name in (
+            "batch_size",
+            "gradient_accumulation_steps",
+            "max_seq_len",
+            "save_every_steps",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"training.{name}: must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"training.warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_grad_norm < 0:
+            raise ConfigError(f"training.max_grad_norm: must be >= 0, got {self.max_grad_norm}")
 
 
 @dataclass
@@ -372,8 +399,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep:
         raise ConfigError(f"override {text!r}: expected <section>.<field>=<value>")
     tp = _field_type(key)
-    # A string field keeps the text as typed: YAML would turn "1e-3" or "no" into other types.
-    value = raw if tp is str else yaml.safe_load(raw) if raw.strip() else raw
+    # A string field, or a choice among strings, keeps the text as typed: YAML would turn
+    # "1e-3" or "no" (training.mixed_precision) into other types.
+    textual = tp is str or (
+        typing.get_origin(tp) is Literal
+        and all(isinstance(choice, str) for choice in typing.get_args(tp))
+    )
+    value = raw if textual else yaml.safe_load(raw) if raw.strip() else raw
     return key, value
 
 
