@@ -205,6 +205,12 @@ def main() -> int:
         f"warm {kinds['checks'] / n * 1000:.0f} ms ({kinds['checks'] / proved * 1000:.0f} ms), "
         f"cold {cold_checks / n * 1000:.0f} ms ({cold_checks / proved * 1000:.0f} ms)"
     )
+    timeouts = warm_counts["timeout"]
+    print(
+        f"timeouts  : {timeouts} attempts wait {timeouts * args.timeout:.0f} worker-seconds in "
+        f"either mode ({timeouts * args.timeout / (warm_s * args.workers):.0%} of the warm "
+        "pool's worker time)"
+    )
     for r, (v, _) in zip(warm, cold, strict=True):
         if r.verdict is not v:
             print(f"  differs: {r.id}: warm {r.verdict.value} ({r.detail[:60]}), cold {v.value}")
