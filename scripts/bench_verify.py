@@ -125,6 +125,8 @@ def cold_check(job: VerifyJob, timeout_s: float) -> tuple[Verdict, float]:
             f"Definition chk : stmt := Job.cand.{statement.name}.\nPrint Assumptions chk.\n"
         )
         code, out = _coqc(check, timeout_s)
+        if code is None:
+            return Verdict.TIMEOUT, time.perf_counter() - start
         if code != 0:
             return Verdict.UNSOUND, time.perf_counter() - start
         closed = "Closed under the global context" in out
