@@ -54,6 +54,7 @@ import secrets
 import select
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -88,6 +89,8 @@ ALLOWED_AXIOMS: frozenset[str] = frozenset(
 
 _OUTPUT_HEAD = 64 * 1024  # of a flooding proof's output we keep the start ...
 _OUTPUT_TAIL = 1024 * 1024  # ... and the end, where the trusted answers are
+_INTERRUPT_GRACE_S = 3.0  # after a timeout, how long interrupts may take to bring coqtop back
+_INTERRUPT_STALL_S = 0.5  # ... and how long a later sentence may run before it is interrupted
 _MAX_MESSAGES = 10
 _MAX_MESSAGE_CHARS = 2000
 
@@ -111,7 +114,9 @@ _OUT_OF_MEMORY = "Out of memory"
 
 
 class _Timeout(Exception):
-    pass
+    def __init__(self, recovered: bool) -> None:
+        super().__init__("recovered" if recovered else "not recovered")
+        self.recovered = recovered  # interrupted, and every sentence sent has been answered
 
 
 class _Crashed(Exception):
@@ -230,15 +235,27 @@ class _Coqtop:
         pending = f"{text}\nCheck {marker}.\n".encode()
         needle = marker.encode()
         deadline = time.monotonic() + timeout_s
+        give_up: float | None = None  # set once the deadline passed and interrupts began
+        last_progress = 0.0  # when coqtop last answered a sentence or was interrupted
         head = bytearray()
         out = bytearray()
         marker_at = -1
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Timeout
+            now = time.monotonic()
+            if now >= deadline:
+                # Interrupt the sentence running (coqtop answers "User interrupt" and reads
+                # on), and each later one that stalls, until the marker answers: the worker
+                # stays warm. An interrupt between sentences can kill coqtop, and one that
+                # does not come back in time is killed by the caller: a restart either way.
+                give_up = give_up if give_up is not None else now + _INTERRUPT_GRACE_S
+                if now >= give_up:
+                    raise _Timeout(recovered=False)
+                if now - last_progress >= _INTERRUPT_STALL_S:
+                    os.kill(self.proc.pid, signal.SIGINT)
+                    last_progress = now
+            wait = _INTERRUPT_STALL_S / 5 if give_up is not None else deadline - now
             writers = [self._in] if pending else []
-            readable, writable, _ = select.select([self._out], writers, [], remaining)
+            readable, writable, _ = select.select([self._out], writers, [], wait)
             if writable:
                 try:
                     pending = pending[os.write(self._in, pending) :]
@@ -249,10 +266,14 @@ class _Coqtop:
             if not readable:
                 continue
             chunk = os.read(self._out, 65536)
+            if not chunk and give_up is not None:
+                raise _Timeout(recovered=False)
             if not chunk:
                 last_words = " ".join(out[-200:].decode("utf-8", errors="replace").split())
                 raise _Crashed(f"coqtop closed its output: {last_words}")
             out += chunk
+            if b"</prompt>" in chunk:
+                last_progress = time.monotonic()
             if marker_at == -1:
                 marker_at = out.find(needle, max(0, len(out) - len(chunk) - len(needle)))
                 if marker_at == -1 and len(out) > _OUTPUT_TAIL + _OUTPUT_HEAD:
@@ -261,6 +282,8 @@ class _Coqtop:
                         head = out[:_OUTPUT_HEAD] + b"\n[... output truncated ...]\n"
                     del out[: len(out) - _OUTPUT_TAIL]
             if marker_at != -1 and out.find(b"</prompt>", marker_at) != -1:
+                if give_up is not None:
+                    raise _Timeout(recovered=True)
                 return (bytes(head) + bytes(out)).decode("utf-8", errors="replace")
 
     def close(self) -> None:
@@ -375,8 +398,9 @@ class RocqWorker:
         job_dir = tempfile.mkdtemp(dir=self._root)
         try:
             return self._check_in(job, statement, job_dir, start)
-        except _Timeout:
-            self.close()
+        except _Timeout as exc:
+            if not (exc.recovered and self._restore()):
+                self.close()
             return self._result(
                 job,
                 Verdict.TIMEOUT,
@@ -392,15 +416,21 @@ class RocqWorker:
     def _check_in(
         self, job: VerifyJob, statement: ParsedStatement, job_dir: str, start: float
     ) -> VerifyResult:
-        assert self._coqtop is not None
-        coqtop = self._coqtop
-        timeout = self._config.timeout_s
         result = self._run_job(job, statement, job_dir, start)
-        # 5. Back to the post-header state, checked on the trusted prompt.
-        output = coqtop.exchange(f"BackTo {self._header_state}.", timeout)
-        if _prompt_state(output) != (self._header_state, False):
+        if not self._restore():
             self._healthy = False
         return result
+
+    def _restore(self) -> bool:
+        """5. Back to the post-header state; True when the trusted prompt shows it."""
+        assert self._coqtop is not None
+        try:
+            output = self._coqtop.exchange(
+                f"BackTo {self._header_state}.", self._config.header_timeout_s
+            )
+            return _prompt_state(output) == (self._header_state, False)
+        except (_Timeout, _Crashed):
+            return False
 
     def _run_job(
         self, job: VerifyJob, statement: ParsedStatement, job_dir: str, start: float
