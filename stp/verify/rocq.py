@@ -40,6 +40,10 @@ prompts and errors included) it cannot fake that prompt or anything after it.
 5. ``BackTo <post-header state>``; the trusted prompt must show that state with no open proof,
    else the worker is retired.
 
+A proof still running at ``verification.timeout_s`` is interrupted (SIGINT, coqtop's Ctrl-C)
+and the worker goes back to step 5; one that does not come back within a few seconds is killed
+with its process group and replaced. Either way the verdict is ``timeout``.
+
 Before any of this, ``screen_proof`` rejects proof text that is not made of tactic sentences
 (an allow-list of sentence shapes): a cheap, clear verdict for ``Admitted``, ``Axiom``,
 ``Section``, ``Unset Guard Checking``, ``Redirect``, ``Quit``, ``BackTo``, ... It is not
