@@ -1,7 +1,7 @@
 import pytest
 
 from stp.data import load_benchmark
-from stp.languages import LEAN, ROCQ, language, rocq_sentence_end
+from stp.languages import LEAN, ROCQ, language, rocq_sentence_end, rocq_sentences
 
 
 def test_assemble_matches_sources_md():
@@ -91,6 +91,31 @@ def test_conjecturer_round_trip():
 def test_sentence_end_skips_comments_and_strings():
     assert rocq_sentence_end('x (* a. b *) "c. d" y. z') == len('x (* a. b *) "c. d" y.')
     assert rocq_sentence_end("Nat.add_0_r n") is None
+
+
+def test_sentence_end_lexes_strings_inside_comments_like_coq():
+    # Inside a comment "*)" in a string does not close it; Coq lexes it the same way.
+    assert rocq_sentence_end('(* "*)" . *) x. y.') == len('(* "*)" . *) x.')
+
+
+def test_rocq_sentences_split_like_coqtop():
+    text = 'intros.\n{ lia. }\n- (* a. *) simpl. idtac "b. c".\n-- auto.\n}'
+    spans, unread = rocq_sentences(text)
+    assert [text[a:b] for a, b in spans] == [
+        "intros.",
+        "{",
+        "lia.",
+        "}",
+        "-",
+        "simpl.",
+        'idtac "b. c".',
+        "--",
+        "auto.",
+        "}",
+    ]
+    assert unread == len(text)
+    assert rocq_sentences("intros. lia")[1] == len("intros. ")
+    assert rocq_sentences("intros. (* open")[1] == len("intros. ")
 
 
 def test_unknown_language():

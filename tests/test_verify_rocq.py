@@ -14,7 +14,14 @@ import pytest
 from stp.config import VerificationConfig
 from stp.verify import Verdict, VerifierUnavailableError, VerifyJob, make_verifier, rocq
 from stp.verify.backends import Deduplicated
-from stp.verify.rocq import ALLOWED_AXIOMS, parse_statement, screen_proof
+from stp.verify.pool import PoolVerifier
+from stp.verify.rocq import (
+    ALLOWED_AXIOMS,
+    RocqWorker,
+    coqtop_version,
+    parse_statement,
+    screen_proof,
+)
 
 NAT_HEADER = "Require Import Arith Lia.\n"
 NAT_STATEMENT = "Theorem add_zero (n : nat) : n + 0 = n."
@@ -42,6 +49,7 @@ def verifier() -> Iterator[Deduplicated]:
         ("intros. lia.", None),
         ("induction n.\n- reflexivity.\n- simpl. { rewrite IHn. reflexivity. }", None),
         ("all: lia.", None),
+        ("(intros; lia).", None),
         ("2: { lia. } (* a comment. Print. *) lia.", None),
         ('idtac "Admitted. Print Assumptions". lia.', None),
         ("Admitted.", Verdict.INCOMPLETE),
@@ -115,9 +123,8 @@ def test_real_number_proofs_use_allowed_stdlib_axioms(verifier: Deduplicated) ->
 
 def test_allowed_axioms_exist_in_the_standard_library() -> None:
     modules = sorted({name.rsplit(".", 1)[0] for name in ALLOWED_AXIOMS})
-    requires = "".join(
-        f"Require {m.removesuffix('.Eq_rect_eq')}.\n" for m in modules if m != "Coq.Reals"
-    )
+    # Eq_rect_eq is a module inside Coq.Logic.Eqdep, not a library of its own.
+    requires = "".join(f"Require {m.removesuffix('.Eq_rect_eq')}.\n" for m in modules)
     script = requires + "".join(f"Print Assumptions {name}.\n" for name in sorted(ALLOWED_AXIOMS))
     done = subprocess.run(
         ["coqtop", "-q"], input=script, capture_output=True, text=True, timeout=120, check=False
@@ -157,24 +164,33 @@ def test_banned_commands_are_rejected_and_later_jobs_unaffected(verifier: Dedupl
     }
 
 
-def test_loop_times_out_and_the_next_job_is_checked() -> None:
-    config = VerificationConfig(workers=1, timeout_s=3.0)
-    with make_verifier(config) as verifier:
-        results = verifier.verify(
-            [
-                nat_job("loop", "let rec loop x := (idtac; loop x) in loop 0."),
-                nat_job("after", "lia."),
-            ]
+@pytest.mark.slow
+def test_loop_times_out_and_the_worker_is_interrupted_not_replaced() -> None:
+    config = VerificationConfig(timeout_s=3.0)
+    version = coqtop_version(config.coqtop)
+    made: list[RocqWorker] = []
+
+    def new_worker() -> RocqWorker:
+        made.append(RocqWorker(config, version))
+        return made[-1]
+
+    loop = "let rec loop x := (idtac; loop x) in loop 0."
+    with PoolVerifier("rocq", version, new_worker, size=1, jobs_per_worker=100) as pool:
+        results = pool.verify(
+            [nat_job("loop", f"{loop}\n{loop}"), nat_job("after", "lia."), nat_job("n", "nia.")]
         )
-    assert [r.verdict for r in results] == [Verdict.TIMEOUT, Verdict.PROVED]
+    assert [r.verdict for r in results] == [Verdict.TIMEOUT, Verdict.PROVED, Verdict.PROVED]
+    assert len(made) == 1  # interrupted and sent back to the header's state, still warm
 
 
+@pytest.mark.slow
 def test_memory_exhaustion_is_a_verifier_error() -> None:
     config = VerificationConfig(workers=1, timeout_s=20.0, memory_limit_mb=1024)
     hog = "pose (l := List.repeat 0 100000000). vm_compute in l. lia."
     with make_verifier(config) as verifier:
         results = verifier.verify([nat_job("hog", hog), nat_job("after", "lia.")])
     assert [r.verdict for r in results] == [Verdict.VERIFIER_ERROR, Verdict.PROVED]
+    assert "out of memory" in results[0].detail.lower()
 
 
 def test_flooding_output_does_not_break_the_worker(verifier: Deduplicated) -> None:
@@ -224,11 +240,30 @@ def test_jobs_with_different_headers_in_one_batch(verifier: Deduplicated) -> Non
     assert "NoSuchLibrary" in results[2].detail
 
 
-def test_retired_workers_are_replaced() -> None:
-    config = VerificationConfig(workers=1, timeout_s=5.0, jobs_per_worker=2)
-    with make_verifier(config) as verifier:
-        results = verifier.verify([nat_job(str(i), "lia.") for i in range(5)])
-    assert all(r.verdict is Verdict.PROVED for r in results)
+def _coqtop_children() -> set[int]:
+    """Our child processes that run coqtop (from /proc: nothing is looked up by name)."""
+    pids = set()
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        pids.update(int(p) for p in children.read_text().split())
+    return {p for p in pids if Path(f"/proc/{p}/comm").read_text().startswith("coqtop")}
+
+
+def test_workers_are_retired_and_close_kills_them() -> None:
+    config = VerificationConfig(timeout_s=3.0)
+    version = coqtop_version(config.coqtop)
+    made: list[RocqWorker] = []
+
+    def new_worker() -> RocqWorker:
+        made.append(RocqWorker(config, version))
+        return made[-1]
+
+    before = _coqtop_children()
+    with PoolVerifier("rocq", version, new_worker, size=1, jobs_per_worker=2) as pool:
+        results = pool.verify([nat_job(str(i), "lia.") for i in range(5)])
+        assert len(_coqtop_children() - before) == 1  # retired workers are gone
+    assert [r.verdict for r in results] == [Verdict.PROVED] * 5
+    assert len(made) == 3  # 2 + 2 + 1 jobs
+    assert _coqtop_children() == before
 
 
 def test_missing_coqtop_and_backend_are_one_line_errors() -> None:
@@ -251,7 +286,7 @@ def unscreened(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deduplicated]:
 
 @pytest.mark.slow
 def test_trusted_checks_reject_what_the_screen_would_have_caught(
-    unscreened: Deduplicated, tmp_path: Path
+    unscreened: Deduplicated,
 ) -> None:
     restate = "Abort.\nTheorem add_zero (n : nat) : n + 0 = n."
     jobs = [

@@ -9,6 +9,10 @@ unhealthy (timeout, crash, state not restored). Workers stay warm across ``verif
 until ``close``; when a batch needs fewer workers than the pool has, those warm with its
 headers run it first, and a header nobody needs is given up least recently used first.
 
+A backend plugs in with a ``Worker`` class and a ``make_backend(config)`` that returns
+``PoolVerifier(name, assistant_version, lambda: TheWorker(config, ...), size, jobs_per_worker)``
+(see ``stp.verify.rocq``); the same ``Worker`` can run anywhere a process can be started.
+
 ``Deduplicated`` checks identical (header, statement, proof) jobs once and fans the result
 out; ``make_verifier`` puts it in front of every backend.
 """
@@ -50,24 +54,31 @@ def default_workers(workers: int) -> int:
 
 
 class _JobQueue:
-    """Pending jobs bucketed by header, so a worker keeps the header it has loaded."""
+    """Pending jobs bucketed by header, so a worker keeps the header it has loaded, and a
+    worker whose header runs out moves to one no other worker is loading when there is one."""
 
     def __init__(self, jobs: Sequence[VerifyJob]) -> None:
         self._lock = threading.Lock()
         self._by_header: dict[str, deque[int]] = {}
-        self._jobs = jobs
         for index, job in enumerate(jobs):
             self._by_header.setdefault(job.header, deque()).append(index)
+        self._taken_by: dict[int, str] = {}  # slot id -> header of the last job it took
 
-    def take(self, header: str | None) -> int | None:
-        """The next job's index, preferably one with ``header``; None when all are taken."""
+    def take(self, slot_id: int, header: str | None) -> int | None:
+        """The next job's index for a slot with ``header`` loaded; None when all are taken."""
         with self._lock:
             bucket = self._by_header.get(header) if header is not None else None
             if not bucket:
-                live = [b for b in self._by_header.values() if b]
+                busy = {h for s, h in self._taken_by.items() if s != slot_id}
+                live = [(h, b) for h, b in self._by_header.items() if b]
                 if not live:
+                    self._taken_by.pop(slot_id, None)
                     return None
-                bucket = max(live, key=len)  # the biggest bucket amortises a header load best
+                # Biggest first: it amortises the header load best; a header another worker
+                # has loaded only when nothing else is left.
+                header, bucket = max(live, key=lambda hb: (hb[0] not in busy, len(hb[1])))
+            assert header is not None
+            self._taken_by[slot_id] = header
             return bucket.popleft()
 
 
@@ -125,7 +136,7 @@ class PoolVerifier:
         progress: Callable[[int], None] | None,
         progress_lock: threading.Lock,
     ) -> None:
-        while (index := queue.take(slot.header)) is not None:
+        while (index := queue.take(id(slot), slot.header)) is not None:
             job = jobs[index]
             start = time.perf_counter()
             try:

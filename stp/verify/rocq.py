@@ -40,6 +40,10 @@ prompts and errors included) it cannot fake that prompt or anything after it.
 5. ``BackTo <post-header state>``; the trusted prompt must show that state with no open proof,
    else the worker is retired.
 
+A proof still running at ``verification.timeout_s`` is interrupted (SIGINT, coqtop's Ctrl-C)
+and the worker goes back to step 5; one that does not come back within a few seconds is killed
+with its process group and replaced. Either way the verdict is ``timeout``.
+
 Before any of this, ``screen_proof`` rejects proof text that is not made of tactic sentences
 (an allow-list of sentence shapes): a cheap, clear verdict for ``Admitted``, ``Axiom``,
 ``Section``, ``Unset Guard Checking``, ``Redirect``, ``Quit``, ``BackTo``, ... It is not
@@ -54,6 +58,7 @@ import secrets
 import select
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -88,6 +93,8 @@ ALLOWED_AXIOMS: frozenset[str] = frozenset(
 
 _OUTPUT_HEAD = 64 * 1024  # of a flooding proof's output we keep the start ...
 _OUTPUT_TAIL = 1024 * 1024  # ... and the end, where the trusted answers are
+_INTERRUPT_GRACE_S = 3.0  # after a timeout, how long interrupts may take to bring coqtop back
+_INTERRUPT_STALL_S = 0.5  # ... and how long a later sentence may run before it is interrupted
 _MAX_MESSAGES = 10
 _MAX_MESSAGE_CHARS = 2000
 
@@ -106,11 +113,14 @@ _SELECTOR = re.compile(
 )
 _WORD = re.compile(r"[A-Za-z_][\w']*")
 _STRING = re.compile(r'"(?:[^"]|"")*"')
-_RESOURCE_ERRORS = ("Out of memory", "Stack overflow")
+# coqtop survives a stack overflow (a failed proof, as coqc says) but not running out of memory.
+_OUT_OF_MEMORY = "Out of memory"
 
 
 class _Timeout(Exception):
-    pass
+    def __init__(self, recovered: bool) -> None:
+        super().__init__("recovered" if recovered else "not recovered")
+        self.recovered = recovered  # interrupted, and every sentence sent has been answered
 
 
 class _Crashed(Exception):
@@ -136,6 +146,7 @@ def screen_proof(proof: str) -> tuple[Verdict, str] | None:
                 body = body[1:].strip()
                 if not body:
                     continue
+        body = body.lstrip("( ")  # "(tac1; tac2)." is a tactic too
         first = _WORD.match(body)
         if first is not None and body[0].islower():
             words = set(_WORD.findall(_STRING.sub(" ", body)))
@@ -159,12 +170,12 @@ def screen_proof(proof: str) -> tuple[Verdict, str] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Statement:
+class ParsedStatement:
     name: str
     type: str  # the statement as one type: binders before the colon become a forall
 
 
-def parse_statement(formal_statement: str) -> _Statement:
+def parse_statement(formal_statement: str) -> ParsedStatement:
     """``Theorem name binders : type.`` -> name and ``forall binders, type``."""
     text = rocq_strip_comments(formal_statement).strip()
     match = _STATEMENT.match(text)
@@ -179,7 +190,7 @@ def parse_statement(formal_statement: str) -> _Statement:
             depth -= 1
         elif c == ":" and depth == 0 and rest[i + 1 : i + 2] not in (":", "="):
             binders, body = rest[:i].strip(), rest[i + 1 :].strip()
-            return _Statement(match.group(1), f"forall {binders}, {body}" if binders else body)
+            return ParsedStatement(match.group(1), f"forall {binders}, {body}" if binders else body)
     raise ValueError(f"no ':' before the statement's type: {text[:80]!r}")
 
 
@@ -228,27 +239,45 @@ class _Coqtop:
         pending = f"{text}\nCheck {marker}.\n".encode()
         needle = marker.encode()
         deadline = time.monotonic() + timeout_s
+        give_up: float | None = None  # set once the deadline passed and interrupts began
+        last_progress = 0.0  # when coqtop last answered a sentence or was interrupted
         head = bytearray()
         out = bytearray()
         marker_at = -1
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Timeout
+            now = time.monotonic()
+            if now >= deadline:
+                # Interrupt the sentence running (coqtop answers "User interrupt" and reads
+                # on), and each later one that stalls, until the marker answers: the worker
+                # stays warm. An interrupt between sentences can kill coqtop, and one that
+                # does not come back in time is killed by the caller: a restart either way.
+                give_up = give_up if give_up is not None else now + _INTERRUPT_GRACE_S
+                if now >= give_up:
+                    raise _Timeout(recovered=False)
+                if now - last_progress >= _INTERRUPT_STALL_S:
+                    os.kill(self.proc.pid, signal.SIGINT)
+                    last_progress = now
+            wait = _INTERRUPT_STALL_S / 5 if give_up is not None else deadline - now
             writers = [self._in] if pending else []
-            readable, writable, _ = select.select([self._out], writers, [], remaining)
+            readable, writable, _ = select.select([self._out], writers, [], wait)
             if writable:
                 try:
-                    sent = os.write(self._in, pending)
+                    pending = pending[os.write(self._in, pending) :]
+                except BlockingIOError:
+                    pass  # the pipe filled up between select and write: try again later
                 except BrokenPipeError:
                     raise _Crashed("coqtop closed its input") from None
-                pending = pending[sent:]
             if not readable:
                 continue
             chunk = os.read(self._out, 65536)
+            if not chunk and give_up is not None:
+                raise _Timeout(recovered=False)
             if not chunk:
-                raise _Crashed(f"coqtop exited (status {self.proc.poll()})")
+                last_words = " ".join(out[-200:].decode("utf-8", errors="replace").split())
+                raise _Crashed(f"coqtop closed its output: {last_words}")
             out += chunk
+            if b"</prompt>" in chunk:
+                last_progress = time.monotonic()
             if marker_at == -1:
                 marker_at = out.find(needle, max(0, len(out) - len(chunk) - len(needle)))
                 if marker_at == -1 and len(out) > _OUTPUT_TAIL + _OUTPUT_HEAD:
@@ -257,6 +286,8 @@ class _Coqtop:
                         head = out[:_OUTPUT_HEAD] + b"\n[... output truncated ...]\n"
                     del out[: len(out) - _OUTPUT_TAIL]
             if marker_at != -1 and out.find(b"</prompt>", marker_at) != -1:
+                if give_up is not None:
+                    raise _Timeout(recovered=True)
                 return (bytes(head) + bytes(out)).decode("utf-8", errors="replace")
 
     def close(self) -> None:
@@ -371,8 +402,9 @@ class RocqWorker:
         job_dir = tempfile.mkdtemp(dir=self._root)
         try:
             return self._check_in(job, statement, job_dir, start)
-        except _Timeout:
-            self.close()
+        except _Timeout as exc:
+            if not (exc.recovered and self._restore()):
+                self.close()
             return self._result(
                 job,
                 Verdict.TIMEOUT,
@@ -386,20 +418,26 @@ class RocqWorker:
             shutil.rmtree(job_dir, ignore_errors=True)
 
     def _check_in(
-        self, job: VerifyJob, statement: _Statement, job_dir: str, start: float
+        self, job: VerifyJob, statement: ParsedStatement, job_dir: str, start: float
     ) -> VerifyResult:
-        assert self._coqtop is not None
-        coqtop = self._coqtop
-        timeout = self._config.timeout_s
         result = self._run_job(job, statement, job_dir, start)
-        # 5. Back to the post-header state, checked on the trusted prompt.
-        output = coqtop.exchange(f"BackTo {self._header_state}.", timeout)
-        if _prompt_state(output) != (self._header_state, False):
+        if not self._restore():
             self._healthy = False
         return result
 
+    def _restore(self) -> bool:
+        """5. Back to the post-header state; True when the trusted prompt shows it."""
+        assert self._coqtop is not None
+        try:
+            output = self._coqtop.exchange(
+                f"BackTo {self._header_state}.", self._config.header_timeout_s
+            )
+            return _prompt_state(output) == (self._header_state, False)
+        except (_Timeout, _Crashed):
+            return False
+
     def _run_job(
-        self, job: VerifyJob, statement: _Statement, job_dir: str, start: float
+        self, job: VerifyJob, statement: ParsedStatement, job_dir: str, start: float
     ) -> VerifyResult:
         assert self._coqtop is not None
         coqtop = self._coqtop
@@ -428,11 +466,9 @@ class RocqWorker:
         output = coqtop.exchange(sent, timeout - (time.perf_counter() - began))
         responses = _responses(output)
         messages = _messages(job.proof, sent, responses)
-        if any(e in r for r in responses for e in _RESOURCE_ERRORS):
+        if any(_OUT_OF_MEMORY in r for r in responses):
             self._healthy = False
-            return self._result(
-                job, Verdict.VERIFIER_ERROR, start, "coqtop ran out of memory or stack", messages
-            )
+            return self._result(job, Verdict.VERIFIER_ERROR, start, "out of memory", messages)
         _, proof_open = _prompt_state(output)
         if proof_open:  # Qed did not go through
             detail = messages[0].text if messages else "the proof is not complete"
@@ -459,7 +495,7 @@ class RocqWorker:
                 "(abandoned, restated or changed)"
             )
             return self._result(job, Verdict.UNSOUND, start, detail, messages)
-        names, unsafe = _parse_assumptions(assumptions)
+        names, unsafe = parse_assumptions(assumptions)
         if unsafe:
             return self._result(job, Verdict.UNSOUND, start, f"unsafe: {unsafe}", messages)
 
@@ -486,7 +522,7 @@ class RocqWorker:
         return self._result(job, Verdict.PROVED, start, "", messages, axioms)
 
 
-def _parse_assumptions(response: str) -> tuple[list[str], str]:
+def parse_assumptions(response: str) -> tuple[list[str], str]:
     """Axiom names and the first unsafe line (an unchecked fixpoint, positivity or universe
     constraint, a section variable), from a ``Print Assumptions`` answer."""
     text = _INFOMSG.sub("", response).strip()
