@@ -50,6 +50,9 @@ def verifier() -> Iterator[Deduplicated]:
         ("induction n.\n- reflexivity.\n- simpl. { rewrite IHn. reflexivity. }", None),
         ("all: lia.", None),
         ("(intros; lia).", None),
+        ("intros. Nat.order.", None),  # qualified tactic names are tactics, not commands
+        ("intros H. Z.swap_greater. exact H.", None),
+        ("Z.admit.", Verdict.INCOMPLETE),
         ("2: { lia. } (* a comment. Print. *) lia.", None),
         ('idtac "Admitted. Print Assumptions". lia.', None),
         ("Admitted.", Verdict.INCOMPLETE),
@@ -109,6 +112,16 @@ def test_honest_proofs_are_proved_and_failures_carry_positions(verifier: Dedupli
     assert "foo_tactic_that_does_not_exist" in results["garbage"].messages[0].text
     assert results["garbage"].messages[0].line == 2
     assert results["extra"].verdict is Verdict.FAILED
+
+
+def test_qualified_tactic_names_are_checked_not_rejected(verifier: Deduplicated) -> None:
+    job = VerifyJob(
+        "order",
+        "Require Import Arith.\n",
+        "Theorem t (n m : nat) : n < m -> n <= m.",
+        "intros. Nat.order.",
+    )
+    assert verifier.verify([job])[0].verdict is Verdict.PROVED
 
 
 def test_real_number_proofs_use_allowed_stdlib_axioms(verifier: Deduplicated) -> None:

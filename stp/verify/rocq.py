@@ -112,6 +112,8 @@ _SELECTOR = re.compile(
     r"\s*:\s*"
 )
 _WORD = re.compile(r"[A-Za-z_][\w']*")
+# A qualified name (`Z.le_elim`) starts a tactic call: no vernacular command has a dot in it.
+_QUALIFIED = re.compile(r"[A-Za-z_][\w']*(?:\.[A-Za-z_][\w']*)+(?![\w'])")
 _STRING = re.compile(r'"(?:[^"]|"")*"')
 # coqtop survives a stack overflow (a failed proof, as coqc says) but not running out of memory.
 _OUT_OF_MEMORY = "Out of memory"
@@ -148,7 +150,7 @@ def screen_proof(proof: str) -> tuple[Verdict, str] | None:
                     continue
         body = body.lstrip("( ")  # "(tac1; tac2)." is a tactic too
         first = _WORD.match(body)
-        if first is not None and body[0].islower():
+        if first is not None and (body[0].islower() or _QUALIFIED.match(body)):
             words = set(_WORD.findall(_STRING.sub(" ", body)))
             if words & {"admit", "give_up"}:
                 return Verdict.INCOMPLETE, f"the proof gives up a goal: {sentence!r}"
