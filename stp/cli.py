@@ -16,15 +16,22 @@ from collections.abc import Sequence
 
 from stp.config import ConfigError, add_config_arguments, config_from_args, dump_config
 from stp.data import DataError
+from stp.selfplay.lock import RunLockedError
 
 # Modules with a `register(subparsers)` function, one per command group.
 COMMAND_MODULES: tuple[str, ...] = (
     "stp.envinfo",
     "stp.data.cli",
+    "stp.selfplay.cli",
 )
 
 # Errors a user can fix from the message alone: printed as one line, exit status 2.
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, FileNotFoundError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    DataError,
+    FileNotFoundError,
+    RunLockedError,
+)
 
 
 def _register_config(subparsers: argparse._SubParsersAction) -> None:

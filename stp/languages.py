@@ -118,9 +118,20 @@ class FormalLanguage:
         dataset's form (ready for ``assemble``); None when it is not a well-formed statement."""
         raise NotImplementedError
 
+    def statement_body(self, formal_statement: str) -> str:
+        """The statement without its keyword and name (``Theorem foo (n : nat) : P`` ->
+        ``(n : nat) : P``): statements that differ only in their names are the same."""
+        raise NotImplementedError
+
 
 class _Rocq(FormalLanguage):
     _NAME = re.compile(r"^\s*([A-Za-z_][\w']*)")
+    _HEAD = re.compile(
+        r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Property)\s+[A-Za-z_][\w']*"
+    )
+
+    def statement_body(self, formal_statement: str) -> str:
+        return self._HEAD.sub("", formal_statement, count=1).strip()
 
     def parse_conjecture(self, completion: str, name: str) -> str | None:
         text = completion.split(FENCE, 1)[0]
@@ -139,6 +150,10 @@ class _Rocq(FormalLanguage):
 
 class _Lean(FormalLanguage):
     _NAME = re.compile(r"^\s*([^\s(\[{:]+)")
+    _HEAD = re.compile(r"^\s*(?:theorem|lemma)\s+[^\s(\[{:]+")
+
+    def statement_body(self, formal_statement: str) -> str:
+        return self._HEAD.sub("", formal_statement, count=1).strip()
 
     def parse_conjecture(self, completion: str, name: str) -> str | None:
         text = completion.split(FENCE, 1)[0]
