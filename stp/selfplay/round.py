@@ -395,15 +395,6 @@ def _generate(ctx: RoundContext) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- verify
 
 
-def _grouped(rows: Iterator[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    """(target, proof) -> multiplicity, in first-seen order."""
-    counts: dict[tuple[str, str], int] = {}
-    for row in rows:
-        key = (row["target"], row["proof"])
-        counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
 def _cites_forbidden(proof: str, forbidden: list[str], prover: str) -> bool:
     if not forbidden:
         return False
@@ -425,7 +416,7 @@ def _verify(ctx: RoundContext) -> dict[str, Any]:
         with make_verifier(ctx.config.verification) as verifier:
             for index in todo:
                 targets = {t["id"]: t for t in chunks[index]}
-                counts = _grouped(read_jsonl(chunk_path(attempts_dir, index)))
+                counts = selection.count_distinct(read_jsonl(chunk_path(attempts_dir, index)))
                 jobs, job_keys = [], []
                 verdicts: dict[tuple[str, str], tuple[str, float]] = {}
                 for number, (target_id, proof) in enumerate(counts):
@@ -483,7 +474,7 @@ def _embed(model: str, texts: list[str]) -> Any:
     return mean_pooled_embeddings(model, texts)
 
 
-def _select(ctx: RoundContext) -> dict[str, Any]:
+def select_training_data(ctx: RoundContext) -> dict[str, Any]:
     import numpy as np
 
     sel = ctx.config.selection
@@ -794,7 +785,7 @@ def advance(config: STPConfig, log: Log = print) -> dict[str, Any]:
                     directory / name
                     for name in ("stats.jsonl", "prover.jsonl", "conjecturer.jsonl", "train.jsonl")
                 ],
-                lambda: _select(ctx),
+                lambda: select_training_data(ctx),
                 log,
             )
             model_dir = directory / "model"

@@ -77,6 +77,16 @@ def outcomes(rows: Iterable[dict[str, Any]]) -> Iterator[Outcome]:
         yield current
 
 
+def count_distinct(attempts: Iterable[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """(target, proof) -> multiplicity over attempt rows ``{"target", "proof"}``, in
+    first-seen order: identical proofs are checked once and counted with their multiplicity."""
+    counts: dict[tuple[str, str], int] = {}
+    for row in attempts:
+        key = (row["target"], row["proof"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def histogram(rates: Iterable[float]) -> dict[str, int]:
     """Counts of pass rates per bin (``HISTOGRAM_LABELS``)."""
     counts = dict.fromkeys(HISTOGRAM_LABELS, 0)
