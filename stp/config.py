@@ -65,6 +65,14 @@ class RunConfig:
         "initial fine-tune and the round-0 seeds, its lemmas the conjecturer. Extracted on first "
         "use when missing (rocq backend). None: no corpus (Lean runs start from an SFT model).",
     )
+    corpus_modules: list[str] | None = _field(
+        None,
+        "Stdlib folders the corpus is extracted from on first use (e.g. [Arith, Lists]); "
+        "None: the extractor's default set.",
+    )
+    corpus_max_theorems: int | None = _field(
+        None, "Most stdlib theorems checked when the corpus is extracted on first use."
+    )
     targets: list[str] = _field(
         ["corpus:selfplay"],
         "Statements the run tries to prove: corpus:<split> (the corpus' split), "

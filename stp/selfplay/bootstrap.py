@@ -37,10 +37,17 @@ def ensure_corpus(config: STPConfig, log: Log) -> None:
 
     if (folder / THEOREMS_FILE).is_file():
         return
-    from stp.data.extract_rocq import extract_rocq
+    from stp.data.rocq_corpus import DEFAULT_MODULES, extract_rocq
+    from stp.verify import make_verifier
 
     log(f"bootstrap: extracting the Rocq corpus into {folder} (first use)")
-    extract_rocq(folder, coqtop=config.verification.coqtop)
+    with make_verifier(config.verification) as verifier:
+        extract_rocq(
+            folder,
+            verifier,
+            modules=config.run.corpus_modules or DEFAULT_MODULES,
+            max_theorems=config.run.corpus_max_theorems,
+        )
 
 
 def ensure_base_model(config: STPConfig, log: Log) -> None:
