@@ -3,6 +3,8 @@
     stp env                          versions and hardware, for bug reports
     stp data list                    bundled benchmarks with counts per split
     stp config show --config C       the merged, resolved config
+    stp model init --corpus F --out D  build the offline tiny model
+    stp train --examples F --out D   weighted fine-tuning (under `accelerate launch` on GPUs)
 
 Each command group lives next to the code it drives and registers itself here.
 """
@@ -16,12 +18,14 @@ from collections.abc import Sequence
 
 from stp.config import ConfigError, add_config_arguments, config_from_args, dump_config
 from stp.data import DataError
+from stp.models.errors import MissingExtraError, TrainingOutputConflict
 from stp.selfplay.lock import RunLockedError
 
 # Modules with a `register(subparsers)` function, one per command group.
 COMMAND_MODULES: tuple[str, ...] = (
     "stp.envinfo",
     "stp.data.cli",
+    "stp.models.cli",
     "stp.selfplay.cli",
 )
 
@@ -30,6 +34,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     DataError,
     FileNotFoundError,
+    MissingExtraError,
+    TrainingOutputConflict,
     RunLockedError,
 )
 

@@ -1,8 +1,11 @@
-"""Markers that depend on what the machine has: `lean` needs `lake`, `gpu` needs CUDA."""
+"""Markers that depend on what the machine has: `lean` needs `lake`, `gpu` needs CUDA.
+Shared fixtures: `tiny_model`, a real tiny model built offline from Coq's standard library."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +31,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 has_cuda = _has_cuda()
             if not has_cuda:
                 item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model (2 layers, width 64, 800 BPE tokens) built by `stp model init` on the
+    stdlib's Arith files: about a second. Untrained: it writes noise, quickly."""
+    from stp.cli import main
+
+    where = subprocess.run(["coqc", "-where"], capture_output=True, text=True, check=True)
+    corpus = sorted((Path(where.stdout.strip()) / "theories" / "Arith").glob("*.v"))
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    argv = ["model", "init", "--corpus", *map(str, corpus), "--out", str(out)]
+    argv += ["--vocab-size", "800", "--hidden-size", "64", "--layers", "2"]
+    argv += ["--intermediate-size", "128", "--max-positions", "1024"]
+    assert main(argv) == 0
+    return out
