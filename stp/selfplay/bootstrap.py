@@ -110,12 +110,11 @@ def bootstrap(config: STPConfig, layout: RunLayout, log: Log) -> None:
     out = directory / "sft_model"
 
     def initial_fine_tune() -> dict[str, Any]:
-        from stp.selfplay.round import TRAINED_MARKER, train_model
+        from stp.selfplay.round import discard_finished_model, train_model
 
         count = atomic_write_jsonl(examples, sft_examples(config))
         log(f"bootstrap: initial fine-tune on {count} corpus examples")
-        if (out / TRAINED_MARKER).is_file():
-            shutil.rmtree(out)  # finished before but its marker does not match: redo
+        discard_finished_model(out)
         epochs = config.run.initial_sft_epochs or config.training.epochs
         sft_config = dataclasses.replace(
             config, training=dataclasses.replace(config.training, epochs=epochs)

@@ -75,9 +75,6 @@ STAGES: tuple[str, ...] = (
 
 Log = Callable[[str], None]
 
-# What stp.models.train writes into a model folder once training finished.
-TRAINED_MARKER = "training.json"
-
 
 def _bar(total: int, desc: str, unit: str) -> tqdm:
     return tqdm(total=total, desc=f"  {desc}", unit=unit, leave=False, dynamic_ncols=True)
@@ -591,10 +588,7 @@ def select_training_data(ctx: RoundContext) -> dict[str, Any]:
 def _train(ctx: RoundContext) -> dict[str, Any]:
     examples = ctx.directory / "train.jsonl"
     out = ctx.directory / "model"
-    if (out / TRAINED_MARKER).is_file():
-        # The trainer finished here before, but the stage marker is missing or no longer
-        # matches the files: the weights cannot be trusted, train again from scratch.
-        shutil.rmtree(out)
+    discard_finished_model(out)
     if ctx.config.run.mode == "parallel_sampling":
         ctx.log("  train: skipped (parallel_sampling keeps the model fixed)")
         return {"model": ctx.model, "trained": False}
@@ -605,6 +599,17 @@ def _train(ctx: RoundContext) -> dict[str, Any]:
     out = train_model(ctx.model, examples, out, ctx.config, ctx.seed("train"))
     ctx.log(f"  train: model written to {out}")
     return {"model": str(out), "trained": True}
+
+
+def discard_finished_model(out: Path) -> None:
+    """Called when a train stage is (re)done: a model folder the trainer had finished although
+    the stage's marker is missing or no longer matches it cannot be trusted (the trainer would
+    return it as it is), so it is removed and trained again. A folder the trainer did not
+    finish keeps its checkpoints, and training resumes from them."""
+    from stp.models.train import MARKER
+
+    if (out / MARKER).is_file():
+        shutil.rmtree(out)
 
 
 def train_model(base: str, examples: Path, out: Path, config: STPConfig, seed: int) -> Path:
