@@ -75,7 +75,8 @@ class RunConfig:
     )
     targets: list[str] = _field(
         ["corpus:selfplay"],
-        "Statements the run tries to prove: corpus:<split> (the corpus' split), "
+        "Statements the run tries to prove: corpus:<split> (the corpus' selfplay, unproved, "
+        "sft or heldout split), "
         "<benchmark>:<split> (bundled, e.g. minif2f:valid), leanworkbook (hub), or a .jsonl file "
         "of the benchmark schema.",
     )

@@ -48,8 +48,14 @@ def _rows_of(spec: str, config: STPConfig) -> Iterator[dict[str, Any]]:
             raise ConfigError(f"run.targets: {spec!r} needs run.corpus (a corpus folder)")
         corpus = load_corpus(config.run.corpus)
         theorems = {"sft": corpus.sft, "selfplay": corpus.selfplay, "heldout": corpus.heldout}
+        if split == "unproved":  # statements without a known proof (LeanWorkbook's)
+            for statement in corpus.unproved:
+                yield _row(statement)
+            return
         if split not in theorems:
-            raise ConfigError(f"run.targets: {spec!r}: corpus splits are sft, selfplay, heldout")
+            raise ConfigError(
+                f"run.targets: {spec!r}: corpus splits are sft, selfplay, heldout, unproved"
+            )
         for theorem in theorems[split]:
             yield _row(theorem.statement, theorem.forbidden_names)
     elif name == "leanworkbook":
@@ -131,6 +137,7 @@ def preflight(config: STPConfig) -> None:
             )
     if config.run.corpus is not None and not Path(config.run.corpus).is_dir() and backend != "rocq":
         raise ConfigError(
-            f"run.corpus: folder {config.run.corpus} not found (only Rocq corpora are extracted "
-            "on first use)"
+            f"run.corpus: folder {config.run.corpus} not found; make it with "
+            f"`stp data extract-{backend} --out {config.run.corpus}` (only Rocq corpora are "
+            "extracted on first use)"
         )
