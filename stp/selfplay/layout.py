@@ -56,11 +56,22 @@ class RunLayout:
     def round_dir(self, index: int) -> Path:
         return self.root / f"round_{index:03d}"
 
+    def round_finished(self, index: int) -> bool:
+        """Whether round ``index`` is whole: its summary, and every stage whose files later
+        rounds read (conjectures for dedup, select for history and replay, train for the
+        model), still match their markers. A corrupted one makes the round unfinished, so
+        the next `stp round` redoes that stage instead of building on it."""
+        directory = self.round_dir(index)
+        return all(
+            read_stage(directory, stage) is not None
+            for stage in ("summary", "conjectures", "select", "train")
+        )
+
     def finished_rounds(self) -> list[int]:
-        """Rounds whose summary stage is whole, in order (a run's rounds are contiguous)."""
+        """Finished rounds from round 0 on, up to the first unfinished one."""
         done = []
         index = 0
-        while read_stage(self.round_dir(index), "summary") is not None:
+        while self.round_finished(index):
             done.append(index)
             index += 1
         return done
