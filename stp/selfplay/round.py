@@ -401,7 +401,7 @@ def _cites_forbidden(proof: str, forbidden: list[str], prover: str) -> bool:
     return any(name in names for name in identifiers(proof, prover))
 
 
-def _verify(ctx: RoundContext) -> dict[str, Any]:
+def verify_attempts(ctx: RoundContext) -> dict[str, Any]:
     from stp.verify import Verdict, VerifyJob, make_verifier
 
     chunks, _ = _chunks(ctx)
@@ -431,8 +431,8 @@ def _verify(ctx: RoundContext) -> dict[str, Any]:
                         )
                     )
                 bar.total = bar.n + len(jobs)
-                start = int(bar.n)
-                results = verifier.verify(jobs, _progress(bar, start))
+                bar.refresh()
+                results = verifier.verify(jobs, bar.update)  # called with increments
                 for key, result in zip(job_keys, results, strict=True):
                     verdicts[key] = (result.verdict.value, result.check_seconds)
                 write_chunk(
@@ -782,7 +782,9 @@ def advance(config: STPConfig, log: Log = print) -> dict[str, Any]:
             )
             run_stage(directory, "generate", [directory / "attempts"], lambda: _generate(ctx), log)
             ctx.close()  # free the model's memory for the verifier workers
-            run_stage(directory, "verify", [directory / "verified"], lambda: _verify(ctx), log)
+            run_stage(
+                directory, "verify", [directory / "verified"], lambda: verify_attempts(ctx), log
+            )
             run_stage(
                 directory,
                 "select",
