@@ -34,6 +34,7 @@ def evaluate_model(config: STPConfig, model: str, out_dir: Path) -> dict[str, An
     """pass@k of ``model`` on ``config.evaluation``'s benchmark (resumable folder)."""
     from stp.eval.report import write_report
     from stp.eval.runner import evaluate, load_benchmark_for_eval
+
     from stp.models import make_sampler
     from stp.verify import make_verifier
 

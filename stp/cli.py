@@ -5,6 +5,7 @@
     stp config show --config C       the merged, resolved config
     stp model init --corpus F --out D  build the offline tiny model
     stp train --examples F --out D   weighted fine-tuning (under `accelerate launch` on GPUs)
+    stp verify IN.jsonl --out R.jsonl check proofs (rocq, lean)
 
 Each command group lives next to the code it drives and registers itself here.
 """
@@ -20,12 +21,14 @@ from stp.config import ConfigError, add_config_arguments, config_from_args, dump
 from stp.data import DataError
 from stp.models.errors import MissingExtraError, TrainingOutputConflict
 from stp.selfplay.lock import RunLockedError
+from stp.verify.backends import VerifierUnavailableError
 
 # Modules with a `register(subparsers)` function, one per command group.
 COMMAND_MODULES: tuple[str, ...] = (
     "stp.envinfo",
     "stp.data.cli",
     "stp.models.cli",
+    "stp.verify.cli",
     "stp.selfplay.cli",
 )
 
@@ -36,6 +39,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     FileNotFoundError,
     MissingExtraError,
     TrainingOutputConflict,
+    VerifierUnavailableError,
     RunLockedError,
 )
 

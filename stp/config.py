@@ -161,7 +161,12 @@ class VerificationConfig:
     jobs_per_worker: int = _field(
         500, "Retire and restart a worker after this many jobs (memory grows with use)."
     )
-    coqtop: str = _field("coqtop", "Rocq/Coq toplevel to run (rocq backend).")
+    header_timeout_s: float = _field(
+        120.0, "Wall-clock limit for a worker to load one header (imports), in seconds."
+    )
+    coqtop: str = _field(
+        "coqtop", "Rocq/Coq toplevel to run, with extra flags if needed (rocq backend)."
+    )
     repl_cmd: str = _field("lake exe repl", "Command that starts a Lean REPL (lean backend).")
     lean_project: str = _field(
         "lean_project", "Folder the Lean REPL command runs in (pins Lean, Mathlib and the REPL)."
@@ -173,8 +178,13 @@ class VerificationConfig:
     def validate(self) -> None:
         if self.workers < 0:
             raise ConfigError(f"verification.workers: must be >= 0, got {self.workers}")
-        if self.timeout_s <= 0:
-            raise ConfigError(f"verification.timeout_s: must be > 0, got {self.timeout_s}")
+        for name in ("timeout_s", "header_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"verification.{name}: must be > 0, got {getattr(self, name)}")
+        if self.memory_limit_mb < 64:
+            raise ConfigError(
+                f"verification.memory_limit_mb: must be >= 64, got {self.memory_limit_mb}"
+            )
         if self.jobs_per_worker < 1:
             raise ConfigError(
                 f"verification.jobs_per_worker: must be >= 1, got {self.jobs_per_worker}"
@@ -456,8 +466,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep:
         raise ConfigError(f"override {text!r}: expected <section>.<field>=<value>")
     tp = _field_type(key)
-    # A string field keeps the text as typed: YAML would turn "1e-3" or "no" into other types.
-    value = raw if tp is str else yaml.safe_load(raw) if raw.strip() else raw
+    # A string field, or a choice among strings, keeps the text as typed: YAML would turn
+    # "1e-3" or "no" (training.mixed_precision) into other types.
+    textual = tp is str or (
+        typing.get_origin(tp) is Literal
+        and all(isinstance(choice, str) for choice in typing.get_args(tp))
+    )
+    value = raw if textual else yaml.safe_load(raw) if raw.strip() else raw
     return key, value
 
 

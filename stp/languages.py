@@ -170,10 +170,36 @@ class _Lean(FormalLanguage):
         return f"theorem {name} {rest} := by"
 
 
+def _rocq_skip_comment(text: str, i: int) -> int | None:
+    """Index just past the comment opening at ``text[i]`` (``(*``); None if it never closes.
+    Comments nest, and a string inside a comment is lexed as a string, as Coq does: the ``*)``
+    in ``(* "*)" *)`` does not close the comment."""
+    depth = 0
+    in_string = False
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if in_string:
+            in_string = c != '"'
+        elif c == '"':
+            in_string = True
+        elif text.startswith("(*", i):
+            depth += 1
+            i += 2
+            continue
+        elif text.startswith("*)", i):
+            depth -= 1
+            i += 2
+            if depth == 0:
+                return i
+            continue
+        i += 1
+    return None
+
+
 def rocq_sentence_end(text: str) -> int | None:
     """Index just past the first sentence-ending ``.`` of Rocq text (a period followed by
     white space or the end), skipping comments and strings; None when there is none."""
-    depth = 0
     in_string = False
     i = 0
     n = len(text)
@@ -183,24 +209,86 @@ def rocq_sentence_end(text: str) -> int | None:
             if c == '"':
                 in_string = False
         elif text.startswith("(*", i):
-            depth += 1
-            i += 2
+            after = _rocq_skip_comment(text, i)
+            if after is None:
+                return None
+            i = after
             continue
-        elif depth and text.startswith("*)", i):
-            depth -= 1
-            i += 2
-            continue
-        elif depth == 0:
-            if c == '"':
-                in_string = True
-            elif (
-                c == "."
-                and (i + 1 == n or text[i + 1].isspace())
-                and (i == 0 or text[i - 1] != ".")  # ".." is not a sentence end
-            ):
-                return i + 1
+        elif c == '"':
+            in_string = True
+        elif (
+            c == "."
+            and (i + 1 == n or text[i + 1].isspace())
+            and (i == 0 or text[i - 1] != ".")  # ".." is not a sentence end
+        ):
+            return i + 1
         i += 1
     return None
+
+
+def rocq_sentences(text: str) -> tuple[list[tuple[int, int]], int]:
+    """Split Rocq text into sentences the way ``coqtop`` reads them.
+
+    Returns the ``(start, end)`` spans of the sentences, white space and comments between them
+    excluded: each ``.``-terminated sentence, and the braces and bullets (``{``, ``}``, runs of
+    ``-``, ``+`` or ``*``) that coqtop reads as sentences of their own; and the index where
+    unread text begins: ``len(text)`` when nothing but white space and comments follows the last
+    sentence, less when the text ends inside a sentence, a comment or a string."""
+    spans: list[tuple[int, int]] = []
+    i = 0
+    n = len(text)
+    while True:
+        while i < n and text[i].isspace():
+            i += 1
+        if i == n:
+            return spans, n
+        if text.startswith("(*", i):
+            after = _rocq_skip_comment(text, i)
+            if after is None:
+                return spans, i
+            i = after
+            continue
+        c = text[i]
+        if c in "{}":
+            spans.append((i, i + 1))
+            i += 1
+            continue
+        if c in "-+*":
+            j = i
+            while j < n and text[j] == c:
+                j += 1
+            spans.append((i, j))
+            i = j
+            continue
+        end = rocq_sentence_end(text[i:])
+        if end is None:
+            return spans, i
+        spans.append((i, i + end))
+        i += end
+
+
+def rocq_strip_comments(text: str) -> str:
+    """``text`` with every comment replaced by a space (strings kept)."""
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    in_string = False
+    while i < n:
+        c = text[i]
+        if in_string:
+            in_string = c != '"'
+        elif c == '"':
+            in_string = True
+        elif text.startswith("(*", i):
+            after = _rocq_skip_comment(text, i)
+            out.append(" ")
+            if after is None:
+                break
+            i = after
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 ROCQ = _Rocq(

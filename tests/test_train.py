@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,12 +15,15 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
+from stp.artifacts import read_jsonl
 from stp.cli import main
 from stp.config import TrainingConfig
 from stp.data import DataError, load_benchmark
 from stp.languages import ROCQ
 from stp.models.errors import TrainingOutputConflict
 from stp.models.train import CHECKPOINTS, IGNORE_INDEX, tokenize_example, train
+
+REPO = Path(__file__).resolve().parents[1]
 
 # One optimizer step of plain SGD over the whole file: the update is exactly -lr * gradient,
 # so equal gradients give equal parameters.
@@ -103,6 +110,49 @@ def test_doubled_weight_equals_duplicated_example(tiny_model: Path, tmp_path: Pa
     assert_same_weights(scaled, doubled)
 
 
+def four_examples() -> list[dict[str, object]]:
+    return [example(0, 1.0), example(1, 2.0), example(2, 0.5), example(3, 1.0)]
+
+
+def test_gradient_accumulation_equals_one_big_batch(tiny_model: Path, tmp_path: Path) -> None:
+    data = write_examples(tmp_path / "train.jsonl", four_examples())
+    big = train(str(tiny_model), data, tmp_path / "big", replace(ONE_SGD_STEP, batch_size=4))
+    accumulated_config = replace(ONE_SGD_STEP, batch_size=1, gradient_accumulation_steps=4)
+    accumulated = train(str(tiny_model), data, tmp_path / "accumulated", accumulated_config)
+    assert json.loads((accumulated / "training.json").read_text())["steps"] == 1
+    assert_same_weights(big, accumulated)
+
+
+@pytest.mark.slow
+def test_two_process_data_parallel_equals_one_big_batch(tiny_model: Path, tmp_path: Path) -> None:
+    """torchrun with two CPU processes (gloo): the same step as one process with both halves."""
+    data = write_examples(tmp_path / "train.jsonl", four_examples())
+    big = train(str(tiny_model), data, tmp_path / "big", replace(ONE_SGD_STEP, batch_size=4))
+    flags = [
+        f"--training.{f.name}={getattr(ONE_SGD_STEP, f.name)}"
+        for f in dataclasses.fields(ONE_SGD_STEP)
+        if f.name != "batch_size"
+    ]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["-m", "stp", "train", "--base-model", str(tiny_model), "--examples", str(data)]
+    command += ["--out", str(tmp_path / "ddp"), "--training.batch_size", "2", *flags]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "ddp" / "training.json").read_text())["steps"] == 1
+    assert_same_weights(big, tmp_path / "ddp")
+
+
+def test_loss_goes_down(tiny_model: Path, tmp_path: Path) -> None:
+    data = write_examples(tmp_path / "train.jsonl", [example(0), example(1)])
+    config = TrainingConfig(learning_rate=3e-3, batch_size=2, epochs=12, max_seq_len=512)
+    log = list(
+        read_jsonl(train(str(tiny_model), data, tmp_path / "out", config) / "train_log.jsonl")
+    )
+    assert len(log) == 12
+    assert log[-1]["loss"] < 0.7 * log[0]["loss"]
+
+
 class Killed(Exception):
     pass
 
@@ -128,6 +178,11 @@ def test_resume_after_kill_reaches_the_same_weights(tiny_model: Path, tmp_path: 
     )
     assert steps == [4, 5, 6, 7, 8, 9]  # went on from the checkpoint of step 3
     assert_same_weights(straight, tmp_path / "resumed")
+    straight_log = list(read_jsonl(straight / "train_log.jsonl"))
+    resumed_log = list(read_jsonl(tmp_path / "resumed" / "train_log.jsonl"))
+    assert [row["step"] for row in resumed_log] == list(range(1, 10))
+    for a, b in zip(straight_log, resumed_log, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["lr"] == b["lr"]
     assert not (tmp_path / "resumed" / CHECKPOINTS).exists()
     assert max_difference(straight, tiny_model) > 1e-4
 
@@ -160,6 +215,7 @@ def test_train_cli(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
     argv = ["train", "--base-model", str(tiny_model), "--examples", str(data), "--out", str(out)]
     argv += ["--training.batch_size", "2", "--training.max_seq_len", "512"]
+    argv += ["--training.mixed_precision", "no"]  # "no" stays a string, not YAML's false
     assert main(argv) == 0
     assert json.loads((out / "training.json").read_text())["training"]["batch_size"] == 2
     assert (out / "tokenizer.json").is_file()

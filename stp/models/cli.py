@@ -35,12 +35,14 @@ def _train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     base_model = args.base_model or config.run.base_model
-    bar = tqdm(unit="step", disable=not PartialState().is_main_process)
+    bars: list[tqdm] = []
 
     def progress(step: int, total: int) -> None:
-        bar.total = total
-        bar.n = step
-        bar.refresh()
+        # Made on the first step: train() sets up the process group before any step, and
+        # asking PartialState earlier would set it up first, without the CPU flag.
+        if not bars:
+            bars.append(tqdm(total=total, unit="step", disable=not PartialState().is_main_process))
+        bars[0].update(step - bars[0].n)
 
     out = train(
         base_model,
@@ -50,8 +52,10 @@ def _train(args: argparse.Namespace) -> int:
         seed=config.run.seed,
         progress=progress,
     )
-    bar.close()
-    print(f"model written to {out}")
+    for bar in bars:
+        bar.close()
+    if PartialState().is_main_process:
+        print(f"model written to {out}")
     return 0
 
 

@@ -62,8 +62,8 @@ class HFSampler:
         results: list[list[Completion]] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = list(prompts[start : start + self.batch_size])
-            torch.manual_seed(seed + start)  # per batch, so a batch's samples never depend on
-            # how many batches came before it in this process
+            # Seeded per batch: a batch's samples never depend on the batches drawn before it.
+            torch.manual_seed(seed + start)
             sequences = self._generate_batch(batch, n, temperature, top_p, max_new_tokens, stop)
             for i in range(len(batch)):
                 results.append([self._completion(sequences[i * n + j], stop) for j in range(n)])

@@ -14,7 +14,8 @@ from its launch config (``configs/accelerate/``)::
     # several nodes: the same line on every node, with --num_machines, --machine_rank,
     # --main_process_ip added (or set in the YAML)
 
-Examples are JSONL rows ``{"prompt": str, "completion": str, "weight": float}``. The loss is
+Examples are JSONL rows ``{"prompt": str, "completion": str, "weight": float}`` (weight >= 0;
+1 when absent). The loss is
 the causal-LM cross-entropy on completion tokens only (prompt and padding tokens get label
 -100); the completion is followed by the end-of-sequence token, which is trained too.
 
@@ -40,7 +41,7 @@ is saved with ``accelerator.save_state`` under ``<out>/checkpoints/``; a restart
 the latest one and goes on from the next step, reaching the same final weights. The finished
 model (``save_pretrained``: model and tokenizer) is written to ``<out>`` with ``training.json``
 (config, base model, sha256 of the examples file) last; a run whose ``training.json`` matches
-is skipped.
+is skipped. ``<out>/train_log.jsonl`` holds each step's loss (as defined above) and learning rate.
 """
 
 from __future__ import annotations
@@ -67,13 +68,14 @@ from transformers import (
     get_cosine_schedule_with_warmup,
 )
 
-from stp.artifacts import atomic_write_json, read_jsonl
+from stp.artifacts import atomic_write_json, atomic_write_jsonl, read_jsonl
 from stp.config import TrainingConfig
 from stp.data import DataError
 from stp.models.errors import TrainingOutputConflict
 
 IGNORE_INDEX = -100
 MARKER = "training.json"
+LOG = "train_log.jsonl"  # per step: weighted mean loss (the docstring's), learning rate
 CHECKPOINTS = "checkpoints"
 
 
@@ -217,6 +219,10 @@ def _same_run(record: dict[str, Any], expected: dict[str, Any]) -> bool:
     return all(record.get(key) == value for key, value in expected.items())
 
 
+def _read_log(out: Path) -> list[dict[str, Any]]:
+    return list(read_jsonl(out / LOG)) if (out / LOG).is_file() else []
+
+
 def _latest_checkpoint(out: Path) -> Path | None:
     folder = out / CHECKPOINTS
     candidates = sorted(folder.glob("step-*")) if folder.is_dir() else []
@@ -248,6 +254,9 @@ def train(
         )
 
     accelerator = Accelerator(
+        # Without a GPU, accelerate only forms a process group over CPUs when told to
+        # (torchrun --nproc_per_node N -m stp train ... then trains data parallel on CPUs).
+        cpu=not torch.cuda.is_available(),
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         # The schedule below counts optimizer steps of the whole job, so it is stepped once
@@ -313,6 +322,8 @@ def train(
             )
         accelerator.load_state(str(checkpoint))
         start_step = int(meta["step"])
+    # One row per optimizer step; rows past the checkpoint are recomputed, so dropped here.
+    log = [row for row in _read_log(out) if row["step"] <= start_step]
 
     model.train()
     rank = accelerator.process_index
@@ -332,21 +343,28 @@ def train(
         # Undo the averaging accelerate (over accumulation) and DDP (over processes) apply,
         # so the gradient is that of the docstring's sum over the whole step.
         scale = config.gradient_accumulation_steps * world / max(step_weight, 1e-12)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
         for batch in batches:
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.accumulate(model):
                 logits = model(
                     input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
                 ).logits
-                accelerator.backward(weighted_token_loss_sum(logits, batch) * scale)
+                micro_loss_sum = weighted_token_loss_sum(logits, batch)
+                accelerator.backward(micro_loss_sum * scale)
+            loss_sum += micro_loss_sum.detach().double()
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
         done = step + 1
+        loss = accelerator.reduce(loss_sum, "sum").item() / max(step_weight, 1e-12)
+        log.append({"step": done, "loss": loss, "lr": scheduler.get_last_lr()[0]})
         if done < total_steps and done % config.save_every_steps == 0:
             _save_checkpoint(accelerator, out, done, expected)
+            if accelerator.is_main_process:
+                atomic_write_jsonl(out / LOG, log)
         if progress is not None:
             progress(done, total_steps)
 
@@ -360,6 +378,7 @@ def train(
     if accelerator.is_main_process:
         tokenizer.save_pretrained(out)
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # optimizer states are large
+        atomic_write_jsonl(out / LOG, log)
         atomic_write_json(out / MARKER, {**expected, "steps": total_steps, "examples": len(data)})
     accelerator.wait_for_everyone()
     return out

@@ -41,7 +41,7 @@ class _Engine:
         self.llm = LLM(
             model=model,
             tensor_parallel_size=config.tensor_parallel_size,
-            dtype="auto" if config.dtype == "auto" else config.dtype,
+            dtype=config.dtype,
             gpu_memory_utilization=config.gpu_memory_utilization,
             enable_prefix_caching=config.enable_prefix_caching,
             seed=seed,
@@ -100,14 +100,10 @@ class VLLMSampler:
             "max_tokens": max_new_tokens,
             "stop": list(stop),
         }
-        starts = range(0, len(prompts), CHUNK_PROMPTS)
-        chunks = [
-            (
-                list(prompts[s : s + CHUNK_PROMPTS]),
-                [seed + i for i in range(s, min(s + CHUNK_PROMPTS, len(prompts)))],
-            )
-            for s in starts
-        ]
+        chunks = []  # (prompts, their seeds)
+        for start in range(0, len(prompts), CHUNK_PROMPTS):
+            chunk = list(prompts[start : start + CHUNK_PROMPTS])
+            chunks.append((chunk, [seed + start + i for i in range(len(chunk))]))
         results: list[list[list[tuple[str, int]]] | None] = [None] * len(chunks)
         finished = 0
         if self.ray is None:

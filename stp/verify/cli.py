@@ -1,0 +1,120 @@
+"""``stp verify``: check a file of proofs.
+
+    stp verify --backend rocq proofs.jsonl --out results.jsonl [--workers N] [--timeout S]
+
+Each input row has the benchmark schema plus ``id`` and ``proof`` (``id``, ``header``,
+``formal_statement`` and ``proof`` are required; other fields are ignored). The output holds
+one ``VerifyResult.to_dict()`` row per input row, in input order. A malformed row does not
+stop the run: it gets a ``verifier_error`` row naming its line, and a warning on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from tqdm import tqdm
+
+from stp.artifacts import atomic_write_jsonl
+from stp.config import add_config_arguments, config_from_args
+from stp.verify.backends import make_verifier
+from stp.verify.types import Verdict, VerifyJob, VerifyResult
+
+_REQUIRED = ("id", "header", "formal_statement", "proof")
+
+
+def read_jobs(path: Path, backend: str) -> list[VerifyJob | VerifyResult]:
+    """One entry per non-blank line: a job, or a ``verifier_error`` result saying what is wrong
+    with the row (also warned about on stderr)."""
+    entries: list[VerifyJob | VerifyResult] = []
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            problem = ""
+            row = None
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problem = f"not valid JSON ({exc.msg})"
+            if row is not None and not isinstance(row, dict):
+                problem = f"expected a JSON object, got {type(row).__name__}"
+            elif isinstance(row, dict):
+                missing = [k for k in _REQUIRED if not isinstance(row.get(k), str)]
+                if missing:
+                    problem = f"missing or non-string field {missing[0]!r}"
+            if problem:
+                where = f"{path}:{lineno}"
+                print(f"stp verify: warning: {where}: {problem}; row skipped", file=sys.stderr)
+                row_id = row.get("id") if isinstance(row, dict) else None
+                entries.append(
+                    VerifyResult(
+                        id=str(row_id) if row_id is not None else f"line-{lineno}",
+                        verdict=Verdict.VERIFIER_ERROR,
+                        backend=backend,
+                        detail=f"{where}: {problem}",
+                    )
+                )
+                continue
+            assert isinstance(row, dict)
+            entries.append(VerifyJob(*(row[k] for k in _REQUIRED)))
+    return entries
+
+
+def _verify(args: argparse.Namespace) -> int:
+    overrides = [
+        f"verification.{name}={value}"
+        for name, value in (
+            ("backend", args.backend),
+            ("workers", args.workers),
+            ("timeout_s", args.timeout),
+        )
+        if value is not None
+    ]
+    config = config_from_args(args, overrides).verification
+    if not args.input.is_file():
+        raise FileNotFoundError(f"input file {args.input} not found")
+    with make_verifier(config) as verifier:  # first: a missing backend fails before any work
+        entries = read_jobs(args.input, config.backend)
+        jobs = [e for e in entries if isinstance(e, VerifyJob)]
+        start = time.perf_counter()
+        with tqdm(total=len(jobs), desc=f"verify ({config.backend})", unit="proof") as bar:
+
+            def advance(done: int) -> None:
+                bar.update(done)
+
+            checked = iter(verifier.verify(jobs, progress=advance))
+        seconds = time.perf_counter() - start
+    results = [next(checked) if isinstance(e, VerifyJob) else e for e in entries]
+    atomic_write_jsonl(args.out, (r.to_dict() for r in results))
+
+    counts = Counter(r.verdict for r in results)
+    summary = ", ".join(f"{v.value} {counts[v]}" for v in Verdict if counts[v])
+    rate = len(jobs) / seconds if seconds > 0 else 0.0
+    print(
+        f"{len(results)} rows: {summary or 'none'}; "
+        f"{len(jobs)} proofs checked in {seconds:.1f} s ({rate:.1f} proofs/s) -> {args.out}"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "verify",
+        help="Check proofs with a proof assistant.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", type=Path, help="JSONL rows: id, header, formal_statement, proof.")
+    parser.add_argument("--out", type=Path, required=True, help="Where to write result rows.")
+    parser.add_argument(
+        "--backend", choices=("rocq", "lean", "isabelle"), help="= verification.backend"
+    )
+    parser.add_argument("--workers", type=int, help="= verification.workers (0: one per core)")
+    parser.add_argument("--timeout", type=float, help="= verification.timeout_s")
+    add_config_arguments(parser)
+    parser.set_defaults(func=_verify)

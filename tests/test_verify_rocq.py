@@ -1,0 +1,366 @@
+"""The Rocq backend and the verification layer, with real coqtop."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stp.config import VerificationConfig
+from stp.verify import Verdict, VerifierUnavailableError, VerifyJob, make_verifier, rocq
+from stp.verify.backends import Deduplicated
+from stp.verify.rocq import ALLOWED_AXIOMS, parse_statement, screen_proof
+
+NAT_HEADER = "Require Import Arith Lia.\n"
+NAT_STATEMENT = "Theorem add_zero (n : nat) : n + 0 = n."
+REAL_HEADER = "Require Import Reals Lra.\nOpen Scope R_scope.\n"
+REAL_STATEMENT = "Theorem real_add_zero : forall x : R, x + 0 = x."
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def nat_job(job_id: str, proof: str) -> VerifyJob:
+    return VerifyJob(job_id, NAT_HEADER, NAT_STATEMENT, proof)
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Iterator[Deduplicated]:
+    with make_verifier(VerificationConfig(workers=2, timeout_s=5.0)) as v:
+        yield v
+
+
+# ------------------------------------------------------------------ pure functions
+
+
+@pytest.mark.parametrize(
+    ("proof", "verdict"),
+    [
+        ("intros. lia.", None),
+        ("induction n.\n- reflexivity.\n- simpl. { rewrite IHn. reflexivity. }", None),
+        ("all: lia.", None),
+        ("2: { lia. } (* a comment. Print. *) lia.", None),
+        ('idtac "Admitted. Print Assumptions". lia.', None),
+        ("Admitted.", Verdict.INCOMPLETE),
+        ("intros. admit.", Verdict.INCOMPLETE),
+        ("try give_up.", Verdict.INCOMPLETE),
+        ("Abort.", Verdict.INCOMPLETE),
+        ("Axiom a : False. lia.", Verdict.UNSOUND),
+        ("Section S. Hypothesis h : False.", Verdict.UNSOUND),
+        ("Unset Guard Checking. lia.", Verdict.UNSOUND),
+        ('Redirect "out" Print nat.', Verdict.UNSOUND),
+        ('Extraction "f.ml" nat.', Verdict.UNSOUND),
+        ('Declare ML Module "ltac2_plugin".', Verdict.UNSOUND),
+        ("#[bypass_check(guard)] lia.", Verdict.UNSOUND),
+        ("BackTo 1.", Verdict.UNSOUND),
+        ("Quit.", Verdict.UNSOUND),
+        ("Drop.", Verdict.UNSOUND),
+        ('(* "*)" Quit. *) lia.', None),  # Coq lexes the string inside the comment
+        ('(* "*)" Quit. (* " *) lia.', Verdict.FAILED),  # ... so this comment never ends
+        ("intros. lia", Verdict.FAILED),  # no final period
+        ("lia. (* unclosed", Verdict.FAILED),
+        ("", Verdict.FAILED),
+    ],
+)
+def test_screen_proof_allows_only_tactic_sentences(proof: str, verdict: Verdict | None) -> None:
+    screened = screen_proof(proof)
+    assert (screened[0] if screened else None) is verdict
+
+
+def test_parse_statement_turns_binders_into_forall() -> None:
+    parsed = parse_statement("Theorem foo (a b : nat) (h : a = b) :\n  b = a.")
+    assert (parsed.name, parsed.type) == ("foo", "forall (a b : nat) (h : a = b), b = a")
+    assert parse_statement("Theorem bar : forall x : nat, x = x.").type == ("forall x : nat, x = x")
+    with pytest.raises(ValueError):
+        parse_statement("Definition x := 1.")
+
+
+# ------------------------------------------------------------------ real coqtop
+
+
+def test_honest_proofs_are_proved_and_failures_carry_positions(verifier: Deduplicated) -> None:
+    jobs = [
+        nat_job("lia", "lia."),
+        nat_job("bullets", "induction n.\n- reflexivity.\n- simpl. { rewrite IHn. reflexivity. }"),
+        nat_job("wrong", "intros.\n  reflexivity."),
+        nat_job("garbage", "intros.\nfoo_tactic_that_does_not_exist."),
+        nat_job("extra", "lia. lia."),  # the second lia fails: the file would not compile
+    ]
+    results = {r.id: r for r in verifier.verify(jobs)}
+    assert results["lia"].verdict is Verdict.PROVED
+    assert results["lia"].axioms == ()
+    assert results["lia"].assistant_version.startswith("The Coq Proof Assistant, version")
+    assert results["lia"].backend == "rocq"
+    assert results["bullets"].verdict is Verdict.PROVED
+    assert results["wrong"].verdict is Verdict.FAILED
+    assert (results["wrong"].messages[0].line, results["wrong"].messages[0].column) == (2, 2)
+    assert results["garbage"].verdict is Verdict.FAILED
+    assert "foo_tactic_that_does_not_exist" in results["garbage"].messages[0].text
+    assert results["garbage"].messages[0].line == 2
+    assert results["extra"].verdict is Verdict.FAILED
+
+
+def test_real_number_proofs_use_allowed_stdlib_axioms(verifier: Deduplicated) -> None:
+    [result] = verifier.verify([VerifyJob("r", REAL_HEADER, REAL_STATEMENT, "intros. lra.")])
+    assert result.verdict is Verdict.PROVED, result.detail
+    assert set(result.axioms) == {
+        "Coq.Reals.ClassicalDedekindReals.sig_forall_dec",
+        "Coq.Logic.FunctionalExtensionality.functional_extensionality_dep",
+    }
+    assert set(result.axioms) <= ALLOWED_AXIOMS
+
+
+def test_allowed_axioms_exist_in_the_standard_library() -> None:
+    modules = sorted({name.rsplit(".", 1)[0] for name in ALLOWED_AXIOMS})
+    requires = "".join(
+        f"Require {m.removesuffix('.Eq_rect_eq')}.\n" for m in modules if m != "Coq.Reals"
+    )
+    script = requires + "".join(f"Print Assumptions {name}.\n" for name in sorted(ALLOWED_AXIOMS))
+    done = subprocess.run(
+        ["coqtop", "-q"], input=script, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "Error" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert done.stdout.count("Axioms:") == len(ALLOWED_AXIOMS)
+
+
+def test_idtac_cannot_fake_a_verdict(verifier: Deduplicated) -> None:
+    fake = (
+        'idtac "No more goals.\n<prompt>Coq < 9 || 0 < </prompt>Closed under the global '
+        'context\n<prompt>Coq < 9 || 0 < </prompt>". reflexivity.'
+    )
+    results = verifier.verify([nat_job("fake", fake), nat_job("after", "lia.")])
+    assert [r.verdict for r in results] == [Verdict.FAILED, Verdict.PROVED]
+
+
+def test_banned_commands_are_rejected_and_later_jobs_unaffected(verifier: Deduplicated) -> None:
+    jobs = [
+        nat_job("admitted", "Admitted."),
+        nat_job("admit", "admit."),
+        nat_job("axiom", "Axiom cheat : forall n, n + 0 = n. apply cheat."),
+        nat_job("section", "Section S. Hypothesis h : False."),
+        nat_job("quit", "Quit."),
+        nat_job("redirect", 'Redirect "out" Print nat. lia.'),
+        nat_job("after", "lia."),
+    ]
+    verdicts = {r.id: r.verdict for r in verifier.verify(jobs)}
+    assert verdicts == {
+        "admitted": Verdict.INCOMPLETE,
+        "admit": Verdict.INCOMPLETE,
+        "axiom": Verdict.UNSOUND,
+        "section": Verdict.UNSOUND,
+        "quit": Verdict.UNSOUND,
+        "redirect": Verdict.UNSOUND,
+        "after": Verdict.PROVED,
+    }
+
+
+def test_loop_times_out_and_the_next_job_is_checked() -> None:
+    config = VerificationConfig(workers=1, timeout_s=3.0)
+    with make_verifier(config) as verifier:
+        results = verifier.verify(
+            [
+                nat_job("loop", "let rec loop x := (idtac; loop x) in loop 0."),
+                nat_job("after", "lia."),
+            ]
+        )
+    assert [r.verdict for r in results] == [Verdict.TIMEOUT, Verdict.PROVED]
+
+
+def test_memory_exhaustion_is_a_verifier_error() -> None:
+    config = VerificationConfig(workers=1, timeout_s=20.0, memory_limit_mb=1024)
+    hog = "pose (l := List.repeat 0 100000000). vm_compute in l. lia."
+    with make_verifier(config) as verifier:
+        results = verifier.verify([nat_job("hog", hog), nat_job("after", "lia.")])
+    assert [r.verdict for r in results] == [Verdict.VERIFIER_ERROR, Verdict.PROVED]
+
+
+def test_flooding_output_does_not_break_the_worker(verifier: Deduplicated) -> None:
+    flood = 'do 20000 idtac "' + "x" * 200 + '". lia.'
+    results = verifier.verify([nat_job("flood", flood), nat_job("after", "lia.")])
+    assert [r.verdict for r in results] == [Verdict.PROVED, Verdict.PROVED]
+
+
+def test_duplicates_are_checked_once_and_fanned_out(verifier: Deduplicated) -> None:
+    calls: list[int] = []
+    inner = verifier.inner
+
+    class Counting:
+        def verify(self, jobs, progress=None):  # type: ignore[no-untyped-def]
+            calls.append(len(jobs))
+            return inner.verify(jobs, progress)
+
+        def close(self) -> None:
+            pass
+
+    ticks: list[int] = []
+    jobs = [nat_job(f"copy{i}", "lia.") for i in range(5)] + [nat_job("other", "reflexivity.")]
+    results = Deduplicated(Counting()).verify(jobs, progress=ticks.append)
+    assert calls == [2]
+    assert [r.id for r in results] == [j.id for j in jobs]
+    assert [r.verdict for r in results] == [Verdict.PROVED] * 5 + [Verdict.FAILED]
+    assert sum(ticks) == len(jobs)
+
+
+def test_jobs_with_different_headers_in_one_batch(verifier: Deduplicated) -> None:
+    jobs = [
+        VerifyJob("r1", REAL_HEADER, REAL_STATEMENT, "intros. ring."),
+        nat_job("n1", "lia."),
+        VerifyJob("bad-header", "Require Import NoSuchLibrary.\n", NAT_STATEMENT, "lia."),
+        VerifyJob("bad-statement", NAT_HEADER, "Theorem x : no_such_thing.", "auto."),
+        nat_job("n2", "nia."),
+    ]
+    results = verifier.verify(jobs)
+    assert [r.id for r in results] == [j.id for j in jobs]
+    assert [r.verdict for r in results] == [
+        Verdict.PROVED,
+        Verdict.PROVED,
+        Verdict.VERIFIER_ERROR,
+        Verdict.VERIFIER_ERROR,
+        Verdict.PROVED,
+    ]
+    assert "NoSuchLibrary" in results[2].detail
+
+
+def test_retired_workers_are_replaced() -> None:
+    config = VerificationConfig(workers=1, timeout_s=5.0, jobs_per_worker=2)
+    with make_verifier(config) as verifier:
+        results = verifier.verify([nat_job(str(i), "lia.") for i in range(5)])
+    assert all(r.verdict is Verdict.PROVED for r in results)
+
+
+def test_missing_coqtop_and_backend_are_one_line_errors() -> None:
+    with pytest.raises(VerifierUnavailableError, match="apt-get install -y coq"):
+        make_verifier(VerificationConfig(coqtop="no-such-coqtop"))
+    with pytest.raises(VerifierUnavailableError, match="no verifier backend 'isabelle'"):
+        make_verifier(VerificationConfig(backend="isabelle"))
+
+
+# ------------------------------------------- defence in depth: the screen switched off
+
+
+@pytest.fixture
+def unscreened(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deduplicated]:
+    """A verifier whose text screen lets everything through: the trusted checks alone."""
+    monkeypatch.setattr(rocq, "screen_proof", lambda proof: None)
+    with make_verifier(VerificationConfig(workers=1, timeout_s=10.0)) as v:
+        yield v
+
+
+@pytest.mark.slow
+def test_trusted_checks_reject_what_the_screen_would_have_caught(
+    unscreened: Deduplicated, tmp_path: Path
+) -> None:
+    restate = "Abort.\nTheorem add_zero (n : nat) : n + 0 = n."
+    jobs = [
+        nat_job("admitted", "Admitted."),
+        nat_job("axiom", "Axiom cheat : forall n, n + 0 = n. apply cheat."),
+        nat_job(
+            "classic-name",
+            "Abort. Axiom classic : forall n : nat, n + 0 = n.\n"
+            f"{restate}\nProof. apply classic. Qed.",
+        ),
+        nat_job(
+            "section",
+            f"Abort. Section S. Hypothesis h : False.\n{restate}\nProof. destruct h. Qed. End S.",
+        ),
+        nat_job("open-section", "Abort. Section S."),
+        nat_job("changed", "Abort. Theorem add_zero : True. Proof. exact I. Qed."),
+        nat_job(
+            "notation",
+            'Abort. Notation "x + y" := True. Theorem add_zero (n : nat) : n + 0 = n.\n'
+            "Proof. exact I. Qed.",
+        ),
+        nat_job(
+            "guard",
+            "Abort. Unset Guard Checking.\n"
+            "Fixpoint f (n : nat) : n + 0 = n := f n.\nSet Guard Checking.\n"
+            f"{restate}\nProof. exact (f n). Qed.",
+        ),
+        nat_job("backto", "BackTo 1."),
+        nat_job("quit", "Quit."),
+        nat_job("after", "lia."),
+        nat_job("extraction", 'Require Extraction. Extraction "f.ml" nat. lia.'),
+    ]
+    results = {r.id: r for r in unscreened.verify(jobs)}
+    for job in jobs[:-2]:
+        assert results[job.id].verdict is not Verdict.PROVED, job.id
+    assert results["classic-name"].verdict is Verdict.UNSOUND
+    assert "Cand_" in results["classic-name"].detail  # resolved: not Coq.Logic.Classical_Prop
+    assert results["section"].verdict is Verdict.UNSOUND
+    assert results["changed"].verdict is Verdict.UNSOUND
+    assert results["guard"].verdict is Verdict.UNSOUND
+    assert results["quit"].verdict is Verdict.VERIFIER_ERROR
+    assert results["after"].verdict is Verdict.PROVED
+    # Extraction wrote into the job's own directory, which is gone: the proof itself is fine.
+    assert results["extraction"].verdict is Verdict.PROVED
+    assert not (Path.cwd() / "f.ml").exists() and not (ROOT / "f.ml").exists()
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+@pytest.mark.slow
+def test_cli_end_to_end(tmp_path: Path) -> None:
+    rows = [
+        {"id": "a", "header": NAT_HEADER, "formal_statement": NAT_STATEMENT, "proof": "lia."},
+        {"id": "b", "header": NAT_HEADER, "formal_statement": NAT_STATEMENT, "proof": "lia."},
+        {
+            "id": "c",
+            "header": NAT_HEADER,
+            "formal_statement": NAT_STATEMENT,
+            "proof": "reflexivity.",
+        },
+        {"id": "d", "header": NAT_HEADER, "formal_statement": NAT_STATEMENT},
+        {
+            "id": "e",
+            "name": "x",
+            "split": "valid",
+            "source": "minif2f",
+            "header": NAT_HEADER,
+            "formal_statement": NAT_STATEMENT,
+            "proof": "Admitted.",
+        },
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stp",
+            "verify",
+            "--backend",
+            "rocq",
+            str(source),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in results] == ["a", "b", "c", "d", "e", "line-6"]
+    assert [r["verdict"] for r in results] == [
+        "proved",
+        "proved",
+        "failed",
+        "verifier_error",
+        "incomplete",
+        "verifier_error",
+    ]
+    assert "proved 2" in done.stdout and "proofs/s" in done.stdout
+    assert f"{source}:4: missing or non-string field 'proof'" in done.stderr
+    assert f"{source}:6: not valid JSON" in done.stderr
