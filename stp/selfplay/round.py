@@ -291,6 +291,15 @@ def _progress(bar: tqdm, start: int = 0) -> Callable[[int], None]:
     return update
 
 
+def _increments(bar: tqdm) -> Callable[[int], None]:
+    """A verifier progress callback: the verifier reports how many more jobs finished."""
+
+    def update(count: int) -> None:
+        bar.update(count)
+
+    return update
+
+
 # ---------------------------------------------------------------------------- targets
 
 
@@ -432,7 +441,7 @@ def verify_attempts(ctx: RoundContext) -> dict[str, Any]:
                     )
                 bar.total = bar.n + len(jobs)
                 bar.refresh()
-                results = verifier.verify(jobs, bar.update)  # called with increments
+                results = verifier.verify(jobs, _increments(bar))
                 for key, result in zip(job_keys, results, strict=True):
                     verdicts[key] = (result.verdict.value, result.check_seconds)
                 write_chunk(
