@@ -12,8 +12,11 @@ writes a markdown table and a plot.
     # the paper's setting on a Ray cluster (see scripts/ray_cluster.sh)
     python scripts/compare_selfplay.py --config configs/stp-lean-7b.yaml --rounds 10
 
-Everything lands under ``<output_dir>/<prefix>-stp``, ``<prefix>-ei`` and ``<prefix>-compare``;
-rerunning resumes (rounds and evaluations are both resumable).
+The STP arm is the config's own run (for configs/tiny-rocq.yaml the run `make round`
+advances, so rounds already played are reused); expert iteration runs as
+``<name>-expert-iteration`` from the STP run's start model, and the comparison lands in
+``<output_dir>/<name>-compare/`` (compare.md, compare.json, compare.png). Rerunning resumes:
+rounds and evaluations are both resumable.
 """
 
 from __future__ import annotations
@@ -63,13 +66,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=Path("configs/tiny-rocq.yaml"))
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--prefix", default="compare")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    stp = load_config(args.config, [*args.overrides, f"run.name={args.prefix}-stp", "run.mode=stp"])
+    stp = load_config(args.config, [*args.overrides, "run.mode=stp"])
     stp_layout = RunLayout.of(stp)
-    out = Path(stp.run.output_dir) / f"{args.prefix}-compare"
+    out = Path(stp.run.output_dir) / f"{stp.run.name}-compare"
 
     def ei_config(k: int) -> STPConfig:
         # Same start as STP: its starting model (after the initial fine-tune, if any).
@@ -77,7 +79,7 @@ def main() -> int:
             args.config,
             [
                 *args.overrides,
-                f"run.name={args.prefix}-ei",
+                f"run.name={stp.run.name}-expert-iteration",
                 "run.mode=expert_iteration",
                 "run.init_model=false",
                 "run.initial_sft=false",

@@ -15,6 +15,7 @@ from typing import Any
 
 from stp.artifacts import read_jsonl
 from stp.config import STPConfig
+from stp.data import DataError
 from stp.languages import language
 from stp.selfplay.layout import RunLayout, stage_seed
 from stp.selfplay.round import start_model, train_model
@@ -86,6 +87,8 @@ def final_retrain(config: STPConfig, log: Callable[[str], None] = print) -> Path
                 for proof in texts
             ),
         )
+        if count == 0:
+            raise DataError(f"run {layout.root} has no correct proof yet: nothing to re-train on")
         log(f"final: {count} proofs of {len(proofs)} statements from rounds 0-{rounds[-1]}")
         return {"statements": len(proofs), "examples": count, "rounds": len(rounds)}
 
