@@ -96,6 +96,11 @@ class RunConfig:
     initial_sft_epochs: float | None = _field(
         None, "Epochs of the initial fine-tune; None uses training.epochs."
     )
+    torch_threads: int | None = _field(
+        None,
+        "CPU threads torch may use (None: torch's default, one per core). 1 is much faster for "
+        "the tiny model on a busy machine: OpenMP threads spin-wait when cores are shared.",
+    )
     chunk_targets: int = _field(
         64, "Targets per generation/verification chunk; a killed round resumes at a chunk."
     )
@@ -107,6 +112,8 @@ class RunConfig:
             raise ConfigError("run.targets: name at least one set of target statements")
         if self.target_limit is not None and self.target_limit < 1:
             raise ConfigError(f"run.target_limit: must be >= 1, got {self.target_limit}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError(f"run.torch_threads: must be >= 1, got {self.torch_threads}")
         if self.chunk_targets < 1:
             raise ConfigError(f"run.chunk_targets: must be >= 1, got {self.chunk_targets}")
         if (self.init_model or self.initial_sft) and self.corpus is None:

@@ -18,7 +18,7 @@ from stp.config import STPConfig
 from stp.data import DataError
 from stp.languages import language
 from stp.selfplay.layout import RunLayout, stage_seed
-from stp.selfplay.round import start_model, train_model
+from stp.selfplay.round import apply_torch_threads, start_model, train_model
 from stp.selfplay.selection import PROVED
 from stp.selfplay.stages import read_chunks, read_stage, run_stage
 
@@ -46,6 +46,7 @@ def shortest_proofs(rows: Iterator[dict[str, Any]], limit: int) -> dict[str, lis
 
 
 def final_retrain(config: STPConfig, log: Callable[[str], None] = print) -> Path:
+    apply_torch_threads(config)
     layout = RunLayout.of(config)
     rounds = layout.finished_rounds()
     if not rounds:

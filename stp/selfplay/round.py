@@ -749,6 +749,13 @@ def model_for_round(config: STPConfig, layout: RunLayout, index: int) -> str:
     return str(info["model"])
 
 
+def apply_torch_threads(config: STPConfig) -> None:
+    if config.run.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(config.run.torch_threads)
+
+
 def load_run_corpus(config: STPConfig) -> Any:
     if config.run.corpus is None:
         return None
@@ -762,6 +769,7 @@ def advance(config: STPConfig, log: Log = print) -> dict[str, Any]:
     from stp.selfplay.bootstrap import bootstrap
 
     preflight(config)
+    apply_torch_threads(config)
     layout = RunLayout.of(config)
     with run_lock(layout.root):
         started = time.perf_counter()
