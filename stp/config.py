@@ -169,14 +169,22 @@ class VerificationConfig:
         500, "Retire and restart a worker after this many jobs (memory grows with use)."
     )
     header_timeout_s: float = _field(
-        120.0, "Wall-clock limit for a worker to load one header (imports), in seconds."
+        120.0,
+        "Wall-clock limit for a worker to load one header (imports), in seconds (Lean's "
+        "`import Mathlib` takes seconds to minutes: give it 600 or more).",
     )
     coqtop: str = _field(
         "coqtop", "Rocq/Coq toplevel to run, with extra flags if needed (rocq backend)."
     )
-    repl_cmd: str = _field("lake exe repl", "Command that starts a Lean REPL (lean backend).")
+    repl_cmd: str = _field(
+        "lake exe repl",
+        "Command that starts a Lean REPL (lean backend), split like a shell would; it runs in "
+        "lean_project and may be any process that speaks the REPL's JSON protocol.",
+    )
     lean_project: str = _field(
-        "lean_project", "Folder the Lean REPL command runs in (pins Lean, Mathlib and the REPL)."
+        "lean_project",
+        "Folder the Lean REPL command runs in; its lean-toolchain and lakefile.lean pin Lean, "
+        "Mathlib and the REPL (scripts/setup_lean.sh installs them).",
     )
     ray_address: str | None = _field(
         None, "Ray cluster address ('auto' or host:port); set it to verify on Ray workers."

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 
 FENCE = "```"
+# A possibly qualified identifier, in Rocq and in Lean.
+_IDENTIFIER = re.compile(r"(?<![\w'.])[A-Za-z_][\w']*(?:\.[A-Za-z_][\w']*)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,18 @@ class FormalLanguage:
         dataset's form (ready for ``assemble``); None when it is not a well-formed statement."""
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ names
+
+    def code(self, text: str) -> str:
+        """``text`` without comments and with every string emptied: the identifiers left in
+        it are the ones the text really names (a comment can mention any lemma)."""
+        raise NotImplementedError
+
+    def identifiers(self, text: str) -> tuple[str, ...]:
+        """The possibly qualified identifiers ``text`` names outside comments and strings, in
+        order of first use: ``Nat.add_comm``, ``le_n_S'``, ``Finset.sum_range_succ``."""
+        return tuple(dict.fromkeys(_IDENTIFIER.findall(self.code(text))))
+
     def statement_body(self, formal_statement: str) -> str:
         """The statement without its keyword and name (``Theorem foo (n : nat) : P`` ->
         ``(n : nat) : P``): statements that differ only in their names are the same."""
@@ -126,12 +140,16 @@ class FormalLanguage:
 
 class _Rocq(FormalLanguage):
     _NAME = re.compile(r"^\s*([A-Za-z_][\w']*)")
+    _STRING = re.compile(r'"(?:[^"]|"")*"')  # in comment-free text; "" escapes a quote
     _HEAD = re.compile(
         r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Property)\s+[A-Za-z_][\w']*"
     )
 
     def statement_body(self, formal_statement: str) -> str:
         return self._HEAD.sub("", formal_statement, count=1).strip()
+
+    def code(self, text: str) -> str:
+        return self._STRING.sub('""', rocq_strip_comments(text))
 
     def parse_conjecture(self, completion: str, name: str) -> str | None:
         text = completion.split(FENCE, 1)[0]
@@ -155,6 +173,34 @@ class _Lean(FormalLanguage):
     def statement_body(self, formal_statement: str) -> str:
         return self._HEAD.sub("", formal_statement, count=1).strip()
 
+    _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+    _COMMENT = re.compile(r"/-|-/|--")
+
+    def code(self, text: str) -> str:
+        """Strings emptied; line comments and (nested) block comments removed."""
+        text = self._STRING.sub('""', text)
+        out: list[str] = []
+        depth = 0
+        at = 0
+        for match in self._COMMENT.finditer(text):
+            if match.start() < at:
+                continue  # inside a line comment already skipped
+            token = match.group()
+            if depth == 0:
+                out.append(text[at : match.start()])
+            if token == "/-":
+                depth += 1
+            elif token == "-/" and depth:
+                depth -= 1
+            elif token == "--" and depth == 0:
+                end = text.find("\n", match.end())
+                at = len(text) if end == -1 else end
+                continue
+            at = match.end()
+        if depth == 0:
+            out.append(text[at:])
+        return " ".join(out)
+
     def parse_conjecture(self, completion: str, name: str) -> str | None:
         text = completion.split(FENCE, 1)[0]
         at = text.find(":=")
@@ -168,6 +214,30 @@ class _Lean(FormalLanguage):
         if ":" not in rest or "sorry" in rest:
             return None
         return f"theorem {name} {rest} := by"
+
+
+# The declaration a Lean formal statement opens, and its name.
+_LEAN_DECLARATION = re.compile(
+    r"^\s*(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|noncomputable)\s+)*"
+    r"(?:theorem|lemma|def|abbrev)\s+(?P<name>[^\s(\[{:⦃]+)"
+)
+
+
+def lean_declaration_name(formal_statement: str) -> str | None:
+    """The name a Lean formal statement declares (``theorem NAME ...``); None when it opens
+    no named declaration."""
+    match = _LEAN_DECLARATION.match(formal_statement)
+    return match.group("name") if match else None
+
+
+def lean_rename_declaration(formal_statement: str, new_name: str) -> str:
+    """The same Lean statement declaring ``new_name``; ValueError when it names nothing."""
+    match = _LEAN_DECLARATION.match(formal_statement)
+    if match is None:
+        raise ValueError(f"not a named Lean declaration: {formal_statement[:60]!r}")
+    return (
+        formal_statement[: match.start("name")] + new_name + formal_statement[match.end("name") :]
+    )
 
 
 def _rocq_skip_comment(text: str, i: int) -> int | None:

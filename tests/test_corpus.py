@@ -12,7 +12,6 @@ from stp.data.corpus import (
     cites_target,
     conjecture_examples,
     corpus_text,
-    identifiers,
     lemmas_used,
     load_corpus,
     qualified_names,
@@ -120,11 +119,6 @@ def test_lemma_resolution_by_any_qualified_name():
     # A bare name two lemmas share goes to the first lemma given.
     assert lemmas_used("apply add_comm.", index) == (N_ADD_COMM,)
     assert lemmas_used("lia.", index) == ()
-
-
-def test_lean_identifiers_skip_comments_and_strings():
-    proof = "  -- uses Nat.foo\n  /- Nat.bar /- nested -/ -/ simp [Nat.add_comm, mul_le_mul_left']"
-    assert identifiers(proof, "lean") == ("simp", "Nat.add_comm", "mul_le_mul_left'")
 
 
 @pytest.mark.parametrize(

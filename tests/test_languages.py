@@ -96,3 +96,10 @@ def test_sentence_end_skips_comments_and_strings():
 def test_unknown_language():
     with pytest.raises(ValueError, match="no prompt format for 'coq'"):
         language("coq")
+
+
+def test_identifiers_skip_comments_and_strings():
+    rocq = 'intros n. (* Nat.mul_comm. *) idtac "plus_n_O". rewrite <- (Nat.add_comm n), le_n_S\'.'
+    assert ROCQ.identifiers(rocq) == ("intros", "n", "idtac", "rewrite", "Nat.add_comm", "le_n_S'")
+    lean = '  -- uses Nat.foo\n  /- Nat.bar /- nested -/ -/ simp [Nat.add_comm, mul_le_mul_left\']\n  exact "s"'
+    assert LEAN.identifiers(lean) == ("simp", "Nat.add_comm", "mul_le_mul_left'", "exact")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from stp.cli import main
 from stp.data import DataError
 from stp.data.corpus import cites_target, lemmas_used, load_corpus
 from stp.data.lean_corpus import extract_lean, load_traced_theorems, theorems_from_trace
@@ -193,3 +194,14 @@ def test_trace_without_the_lean_extra_names_it(tmp_path):
 def test_nothing_to_extract_is_an_error(tmp_path):
     with pytest.raises(DataError, match="nothing to extract"):
         extract_lean(tmp_path)
+
+
+def test_cli_extract_lean(tmp_path, stp_rows, capsys):
+    out = tmp_path / "out"
+    assert main(["data", "extract-lean", "--out", str(out), "--stp-data", str(stp_rows)]) == 0
+    printed = capsys.readouterr().out
+    assert "kept               2 (sft 2, selfplay 0, heldout 0)" in printed
+    assert json.loads((out / "summary.json").read_text())["rows_read"] == 4
+    bad = ["data", "extract-lean", "--out", str(out), "--stp-data", str(stp_rows)]
+    assert main([*bad, "--heldout", "0.8", "--selfplay", "0.5"]) == 2
+    assert "split fractions" in capsys.readouterr().err

@@ -41,6 +41,7 @@ def test_parser_reads_through_comments_and_strings(tricky):
         "Require Import PeanoNat.\nRequire Import Coq.Demo.Tricky.\n"
         "Open Scope nat_scope.\nImplicit Types n m : nat.\n\n"
     )
+    assert tricky["same_line_proof"].proof == "destruct b.\n- reflexivity.\n- reflexivity."
     with_string = tricky["with_string"]
     assert with_string.type == '"a. b"%string = "a. b"%string -> True'
     assert with_string.proof == "intros _. exact I."

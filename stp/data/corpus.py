@@ -30,7 +30,6 @@ reached through a hint database (``auto with arith``) or an alias (``Notation``)
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any, Literal, get_args
 
 from stp.artifacts import atomic_write_jsonl, read_jsonl
 from stp.data.benchmarks import DataError, Statement, load_statements
-from stp.languages import language, rocq_strip_comments
+from stp.languages import language
 
 Split = Literal["sft", "selfplay", "heldout"]
 SPLITS: tuple[str, ...] = get_args(Split)
@@ -181,51 +180,11 @@ class ConjectureExample:
 
 # ------------------------------------------------------------------------- lemma names
 
-# A possibly qualified identifier: Rocq (``Nat.add_comm``, ``plus_n_O``, ``le_n_S'``) and
-# Lean (``Nat.add_comm``, ``mul_le_mul_left'``, ``Finset.sum_range_succ``).
-_IDENTIFIER = re.compile(r"(?<![\w'.])[A-Za-z_][\w']*(?:\.[A-Za-z_][\w']*)*")
-
-
-_ROCQ_STRING = re.compile(r'"(?:[^"]|"")*"')  # in comment-free text; "" is an escaped quote
-
-
-def rocq_code(text: str) -> str:
-    """Rocq text without comments and with every string emptied: what is left is code."""
-    return _ROCQ_STRING.sub('""', rocq_strip_comments(text))
-
 
 def identifiers(text: str, prover: str = "rocq") -> tuple[str, ...]:
-    """The identifiers a proof or statement text names, in order of first use, outside
-    comments and strings."""
-    code = rocq_code(text) if prover == "rocq" else _lean_mask(text)
-    return tuple(dict.fromkeys(_IDENTIFIER.findall(code)))
-
-
-def _lean_mask(text: str) -> str:
-    """Lean comments (``--`` to the line end, nested ``/- -/``) and strings blanked out."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', lambda m: " " * len(m.group()), text)
-    out, depth, i = [], 0, 0
-    while i < len(text):
-        if text.startswith("/-", i):
-            depth += 1
-            i += 2
-            out.append("  ")
-        elif depth and text.startswith("-/", i):
-            depth -= 1
-            i += 2
-            out.append("  ")
-        elif depth:
-            out.append("\n" if text[i] == "\n" else " ")
-            i += 1
-        elif text.startswith("--", i):
-            end = text.find("\n", i)
-            end = len(text) if end == -1 else end
-            out.append(" " * (end - i))
-            i = end
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
+    """The identifiers a proof or statement names outside comments and strings, in order of
+    first use (``language(prover).identifiers``)."""
+    return language(prover).identifiers(text)
 
 
 def qualified_names(full_name: str) -> tuple[str, ...]:

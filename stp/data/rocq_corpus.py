@@ -20,6 +20,10 @@ Every candidate is checked by the Rocq verifier in exactly the form it will be u
 (``ROCQ.assemble(header, formal_statement, proof)``); only ``proved`` pairs whose proof does
 not cite the target's library copy are kept. Verdicts are cached in ``DIR/verify_cache.jsonl``
 as they arrive, so a killed extraction continues where it stopped.
+
+The lemma index holds every stdlib theorem a file states, by every name it can be cited by,
+plus the lemmas kept proofs cite that only a functor states (``Nat.add_comm`` comes from
+``NAddProp``), located and typed by ``coqc``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
+import tempfile
 import textwrap
 import time
 from collections import Counter
@@ -49,15 +56,14 @@ from stp.data.corpus import (
     check_fractions,
     conjecture_examples,
     corpus_text,
-    identifiers,
     lemmas_used,
     name_hash,
     qualified_names,
-    rocq_code,
     split_of,
     write_corpus,
 )
-from stp.languages import rocq_sentences, rocq_strip_comments
+from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
+from stp.verify.process import kill_group, spawn
 from stp.verify.types import Verdict, Verifier, VerifyJob, VerifyResult
 
 # The CPU default favours arithmetic, lists and logic: closest to miniF2F-Rocq's statements.
@@ -225,7 +231,7 @@ def _section_closure(scopes: Sequence[_Scope], used: Iterable[str]) -> list[Sect
         for i, variable in enumerate(variables):
             if i not in chosen and variable.name in wanted:
                 chosen.add(i)
-                wanted |= set(identifiers(variable.binder))
+                wanted |= set(ROCQ.identifiers(variable.binder))
                 changed = True
     return [variables[i] for i in sorted(chosen)]
 
@@ -287,7 +293,7 @@ def parse_file(theories: Path, file: Path) -> list[Declaration]:
     while i < len(spans):
         start, end = spans[i]
         source = text[start:end]
-        code = _one_line(rocq_code(source))
+        code = _one_line(ROCQ.code(source))
         i += 1
         match = _THEOREM.match(_one_line(rocq_strip_comments(source)))
         if match is not None:
@@ -330,7 +336,7 @@ def _read_context(code: str, source: str, requires: list[str], scopes: list[_Sco
     elif head == "Let" and scope.kind == "section" and len(words) > 1:
         scope.lets.add(words[1].rstrip(".:"))
     elif head in _DEFINITIONS and scope.kind == "section" and len(words) > 1:
-        mentioned = set(identifiers(bare))
+        mentioned = set(ROCQ.identifiers(bare))
         used = set(mentioned)
         for s in scopes:
             for name, arguments in s.locals.items():
@@ -340,7 +346,7 @@ def _read_context(code: str, source: str, requires: list[str], scopes: list[_Sco
         scope.locals.update(dict.fromkeys(_defined_names(bare), arguments))
     elif head == "Require" or (head == "From" and "Require" in words):
         requires.append(_one_line(rocq_strip_comments(source)))
-    elif _sectional(scopes) & set(identifiers(bare)):
+    elif _sectional(scopes) & set(ROCQ.identifiers(bare)):
         return  # a directive about what only exists inside a section cannot be replayed
     elif head in _REPLAYED or bare.startswith(("Open Scope", "Close Scope")):
         scope.directives.append(bare)
@@ -376,7 +382,7 @@ def _read_theorem(
     using: set[str] = set()
     while i < len(spans):
         start, end = spans[i]
-        sentence = _one_line(rocq_code(text[start:end]))
+        sentence = _one_line(ROCQ.code(text[start:end]))
         i += 1
         word = sentence.rstrip(".").split()[0] if sentence.rstrip(".").split() else ""
         if proof_start is None:
@@ -385,7 +391,7 @@ def _read_theorem(
                 if sentence.startswith("Proof with"):
                     skip = skip or "proof with"
                 elif sentence.startswith("Proof using"):
-                    using = set(identifiers(sentence[len("Proof using") :]))
+                    using = set(ROCQ.identifiers(sentence[len("Proof using") :]))
                 elif sentence != "Proof.":  # ``Proof <term>.`` is the whole proof
                     skip = skip or "proof term"
                     proof_end = end
@@ -412,11 +418,10 @@ def _read_theorem(
         binders = _apply_section_arguments(rest[:split_at], scopes)
         typ = _apply_section_arguments(rest[split_at + 1 :], scopes)
     proof_text = text[proof_start:proof_end] if proof_start is not None else ""
-    proof = textwrap.dedent(rocq_strip_comments(proof_text)).strip()
-    proof = "\n".join(line.rstrip() for line in proof.splitlines() if line.strip())
+    proof = _dedent_proof(rocq_strip_comments(proof_text))
     if not proof:
         skip = skip or "empty proof"
-    used = set(identifiers(proof)) | set(identifiers(binders + " " + typ)) | using
+    used = set(ROCQ.identifiers(proof)) | set(ROCQ.identifiers(binders + " " + typ)) | using
     section_binders = tuple(v.binder for v in _section_closure(scopes, used))
     if used & {name for scope in scopes for name in scope.lets}:
         skip = skip or "section let"
@@ -446,6 +451,16 @@ def _read_theorem(
     return i
 
 
+def _dedent_proof(text: str) -> str:
+    """Proof lines without their common indentation and blank lines; a first line that shared
+    its line with ``Proof.`` is not counted in the common indentation."""
+    lines = [line.rstrip() for line in text.strip("\n").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    rest = textwrap.dedent("\n".join(lines[1:]))
+    return f"{lines[0].strip()}\n{rest}" if rest else lines[0].strip()
+
+
 def _module_prefixes(scopes: Sequence[_Scope]) -> list[tuple[str, ...]]:
     """``[("Z",), ("Z", "Inner")]`` for a theorem in module ``Inner`` of module ``Z``: the
     modules to import, outermost first, so their names resolve as inside them."""
@@ -460,9 +475,6 @@ def _module_prefixes(scopes: Sequence[_Scope]) -> list[tuple[str, ...]]:
 
 def stdlib_theories() -> Path:
     """The stdlib sources of the installed Rocq/Coq (``$(coqc -where)/theories``)."""
-    import shutil
-    import subprocess
-
     coqc = shutil.which("coqc")
     if coqc is None:
         raise DataError("coqc not found: install Rocq/Coq (`apt-get install coq`)")
@@ -486,6 +498,86 @@ def stdlib_files(theories: Path, modules: Iterable[str] | None) -> list[Path]:
         )
     order = sorted(wanted, key=lambda m: (m != "Init", m))
     return [f for m in order for f in sorted((theories / m).rglob("*.v"))]
+
+
+# ------------------------------------------------------------ lemmas the parser cannot see
+
+_MARK = "stp_corpus_mark_"  # a name nothing has: ``Locate`` of it prints a separator line
+_NO_MARK = re.compile(rf"^No object of basename {_MARK}(\d+)\s*$", re.MULTILINE)
+
+
+def _run_coqc(script: str, timeout_s: float, memory_limit_mb: int) -> str:
+    """coqc's output for a script, run in a scratch folder in its own process group."""
+    coqc = shutil.which("coqc")
+    if coqc is None:
+        raise DataError("coqc not found: install Rocq/Coq (`apt-get install coq`)")
+    with tempfile.TemporaryDirectory(prefix="stp-lemmas-") as scratch:
+        Path(scratch, "lemmas.v").write_text(script, encoding="utf-8")
+        proc = spawn([coqc, "-q", "lemmas.v"], scratch, memory_limit_mb)
+        try:
+            out, _ = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise DataError(
+                f"coqc took over {timeout_s:.0f}s to type library lemmas; extract fewer --modules"
+            ) from None
+        finally:
+            kill_group(proc)
+    return out.decode("utf-8", errors="replace")
+
+
+def _answers(output: str) -> dict[int, str]:
+    """What coqc printed after each marker, by marker number."""
+    marks = list(_NO_MARK.finditer(output))
+    return {
+        int(m.group(1)): output[m.end() : marks[k + 1].start() if k + 1 < len(marks) else None]
+        for k, m in enumerate(marks)
+    }
+
+
+def library_lemmas(
+    names: Iterable[str],
+    modules: Sequence[str],
+    timeout_s: float = 600.0,
+    memory_limit_mb: int = 4096,
+) -> list[Lemma]:
+    """Lemmas for qualified names proofs cite that no stdlib file states in its text (those a
+    functor gives ``Nat``, ``N`` and ``Z``, such as ``Nat.add_comm``): located and typed by
+    coqc with ``modules`` imported. Names that are not opaque constants (tactics,
+    definitions) are dropped."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return []
+    preamble = f"Require Import {' '.join(modules)}.\nSet Printing Width 100000.\n"
+    located = _answers(
+        _run_coqc(
+            preamble + "".join(f"Locate {_MARK}{i}.\nLocate {n}.\n" for i, n in enumerate(wanted)),
+            timeout_s,
+            memory_limit_mb,
+        )
+    )
+    full_names = {}
+    for i, name in enumerate(wanted):
+        constant = re.search(r"^Constant (\S+)", located.get(i, ""), re.MULTILINE)
+        if constant is not None and constant.group(1).endswith("." + name):
+            full_names[name] = constant.group(1)
+    about = _answers(
+        _run_coqc(
+            preamble
+            + "".join(
+                f"Locate {_MARK}{i}.\nAbout {full}.\n" for i, full in enumerate(full_names.values())
+            ),
+            timeout_s,
+            memory_limit_mb,
+        )
+    )
+    lemmas: dict[str, Lemma] = {}
+    for i, (name, full) in enumerate(full_names.items()):
+        answer = about.get(i, "").strip()
+        typ = re.match(r"\S+ : (.+)", answer)
+        # Proved lemmas are opaque (Qed); definitions and Defined terms are transparent.
+        if typ is not None and re.search(r" is opaque$", answer, re.MULTILINE):
+            lemmas.setdefault(full, Lemma(name, f"{name} : {typ.group(1)}", full[: -len(name) - 1]))
+    return list(lemmas.values())
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -600,10 +692,13 @@ def extract_rocq(
     heldout_fraction: float = 0.1,
     selfplay_fraction: float = 0.2,
     theories: Path | None = None,
+    memory_limit_mb: int = 4096,
 ) -> ExtractionSummary:
     """Parse, check and split the stdlib theorems of ``modules`` (every folder for None) and
     write the corpus folder (see ``stp.data.corpus``). ``max_theorems`` caps the candidates
-    checked, chosen by a hash of their names so that every module keeps its share."""
+    checked, chosen by a hash of their names so that every module keeps its share. The lemma
+    index is every stdlib theorem stated in a file, plus the lemmas kept proofs cite that only
+    a functor states (typed by coqc, under ``memory_limit_mb``)."""
     started = time.monotonic()
     check_fractions(heldout_fraction, selfplay_fraction)
     out = Path(out_dir)
@@ -618,7 +713,7 @@ def extract_rocq(
     for decl in found:
         if decl.skip is not None:
             continue
-        if set(qualified_names(decl.full_name)) & set(identifiers(decl.proof)):
+        if set(qualified_names(decl.full_name)) & set(ROCQ.identifiers(decl.proof)):
             rejected["cites target"] += 1
         elif decl.fresh_name in candidates:
             rejected["duplicate name"] += 1
@@ -631,19 +726,28 @@ def extract_rocq(
         chosen = [d for d in chosen if d.fresh_name in keep]
     jobs = [VerifyJob(d.fresh_name, d.header(), d.formal_statement(), d.proof) for d in chosen]
     verdicts = check_all(jobs, verifier, VerdictCache(out / CACHE_FILE))
-    kept: list[tuple[Declaration, ProvedTheorem]] = []
+    proved = []
     for decl, job in zip(chosen, jobs, strict=True):
-        verdict = verdicts[job.id]
-        if verdict != Verdict.PROVED.value:
-            rejected[verdict] += 1
-            continue
+        if verdicts[job.id] == Verdict.PROVED.value:
+            proved.append(decl)
+        else:
+            rejected[verdicts[job.id]] += 1
+    cited = {name for decl in proved for name in ROCQ.identifiers(decl.proof) if "." in name}
+    lemmas += library_lemmas(
+        cited - set(index),
+        sorted({decl.module for decl in proved}),
+        memory_limit_mb=memory_limit_mb,
+    )
+    index = build_lemma_index(lemmas)
+    kept: list[tuple[Declaration, ProvedTheorem]] = []
+    for decl in proved:
         statement = Statement(
             name=decl.fresh_name,
             prover="rocq",
             split=split_of(decl.full_name, heldout_fraction, selfplay_fraction),
             source=SOURCE,
-            header=job.header,
-            formal_statement=job.formal_statement,
+            header=decl.header(),
+            formal_statement=decl.formal_statement(),
         )
         used = tuple(
             lemma for lemma in lemmas_used(decl.proof, index) if lemma.full_name != decl.full_name

@@ -401,13 +401,9 @@ def _generate(ctx: RoundContext) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- verify
 
 
-def _cites_forbidden(proof: str, forbidden: list[str], prover: str) -> bool:
-    if not forbidden:
-        return False
-    from stp.data.corpus import identifiers
-
-    names = set(forbidden)
-    return any(name in names for name in identifiers(proof, prover))
+def _cites_forbidden(proof: str, forbidden: list[str], lang: FormalLanguage) -> bool:
+    """Whether the proof names the target's own library copy (which its header loads)."""
+    return bool(forbidden) and not set(forbidden).isdisjoint(lang.identifiers(proof))
 
 
 def verify_attempts(ctx: RoundContext) -> dict[str, Any]:
@@ -427,7 +423,7 @@ def verify_attempts(ctx: RoundContext) -> dict[str, Any]:
                 verdicts: dict[tuple[str, str], tuple[str, float]] = {}
                 for number, (target_id, proof) in enumerate(counts):
                     target = targets[target_id]
-                    if _cites_forbidden(proof, target["forbidden"], ctx.lang.name):
+                    if _cites_forbidden(proof, target["forbidden"], ctx.lang):
                         verdicts[(target_id, proof)] = (Verdict.UNSOUND.value, 0.0)
                         continue
                     job_keys.append((target_id, proof))

@@ -24,6 +24,7 @@ class VerifierUnavailableError(RuntimeError):
 # Backend name -> module providing `make_backend(config: VerificationConfig) -> Verifier`.
 BACKENDS: dict[str, str] = {
     "rocq": "stp.verify.rocq",
+    "lean": "stp.verify.lean",
 }
 
 

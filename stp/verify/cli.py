@@ -1,6 +1,7 @@
 """``stp verify``: check a file of proofs.
 
     stp verify --backend rocq proofs.jsonl --out results.jsonl [--workers N] [--timeout S]
+    stp verify --backend lean --repl-cmd 'lake exe repl' proofs.jsonl --out results.jsonl
 
 Each input row has the benchmark schema plus ``id`` and ``proof`` (``id``, ``header``,
 ``formal_statement`` and ``proof`` are required; other fields are ignored). The output holds
@@ -72,6 +73,7 @@ def _verify(args: argparse.Namespace) -> int:
             ("backend", args.backend),
             ("workers", args.workers),
             ("timeout_s", args.timeout),
+            ("repl_cmd", args.repl_cmd),
         )
         if value is not None
     ]
@@ -116,5 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--workers", type=int, help="= verification.workers (0: one per core)")
     parser.add_argument("--timeout", type=float, help="= verification.timeout_s")
+    parser.add_argument(
+        "--repl-cmd", help="= verification.repl_cmd: the command that starts a Lean REPL"
+    )
     add_config_arguments(parser)
     parser.set_defaults(func=_verify)

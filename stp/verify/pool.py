@@ -6,7 +6,8 @@ time and says when its state can no longer be trusted. The pool runs one thread 
 with the header it has loaded when there are any (loading a header is the expensive part),
 and retires a worker after ``jobs_per_worker`` jobs or as soon as it reports itself
 unhealthy (timeout, crash, state not restored). Workers stay warm across ``verify`` calls
-until ``close``.
+until ``close``; when a batch needs fewer workers than the pool has, those warm with its
+headers run it first, and a header nobody needs is given up least recently used first.
 
 ``Deduplicated`` checks identical (header, statement, proof) jobs once and fans the result
 out; ``make_verifier`` puts it in front of every backend.
@@ -77,6 +78,7 @@ class _Slot:
         self.worker: Worker | None = None
         self.jobs_done = 0
         self.header: str | None = None
+        self.last_used = 0.0  # when its last job ended: the least recent gives up its header
 
     def retire(self) -> None:
         if self.worker is not None:
@@ -143,10 +145,23 @@ class PoolVerifier:
                 not slot.worker.healthy or slot.jobs_done >= self._jobs_per_worker
             ):
                 slot.retire()
+            slot.last_used = time.monotonic()
             results[index] = result
             if progress is not None:
                 with progress_lock:
                     progress(1)
+
+    def _pick_slots(self, jobs: Sequence[VerifyJob]) -> list[_Slot]:
+        """The slots that run a batch (one per job at most): first those warm with a header
+        the batch has, then empty ones, then the least recently used warm ones. A slot that
+        takes a job with another header loads it in place of its own, so headers are given up
+        least recently used first."""
+        headers = {job.header for job in jobs}
+        ranked = sorted(
+            self._slots,
+            key=lambda s: (s.header not in headers, s.worker is not None, s.last_used),
+        )
+        return ranked[: max(1, min(len(ranked), len(jobs)))]
 
     def verify(
         self, jobs: Sequence[VerifyJob], progress: Callable[[int], None] | None = None
@@ -162,7 +177,7 @@ class PoolVerifier:
                 args=(slot, queue, jobs, results, progress, progress_lock),
                 daemon=True,
             )
-            for slot in self._slots[: max(1, min(len(self._slots), len(jobs)))]
+            for slot in self._pick_slots(jobs)
         ]
         for thread in threads:
             thread.start()

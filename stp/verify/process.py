@@ -25,15 +25,24 @@ def _limit_address_space(memory_limit_mb: int) -> Callable[[], None]:
     return apply
 
 
-def spawn(argv: Sequence[str], cwd: str | Path, memory_limit_mb: int) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with pipes for stdin and stdout (stderr merged into stdout, so the two
-    streams keep their order), in a new process group, with an address-space limit."""
+def spawn(
+    argv: Sequence[str],
+    cwd: str | Path,
+    memory_limit_mb: int,
+    *,
+    stdout: int = subprocess.PIPE,
+    stderr: int = subprocess.STDOUT,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with a pipe for stdin, in a new process group, with an address-space
+    limit. By default stdout is a pipe and stderr is merged into it, so the two streams keep
+    their order; ``stdout``/``stderr`` take what ``subprocess.Popen`` takes (Lean's REPL
+    writes to a terminal and keeps stderr apart)."""
     return subprocess.Popen(
         list(argv),
         cwd=cwd,
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=stdout,
+        stderr=stderr,
         start_new_session=True,
         preexec_fn=_limit_address_space(memory_limit_mb),
     )
@@ -43,7 +52,7 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the process and everything in its group, then reap it."""
     with contextlib.suppress(ProcessLookupError):  # the group is already gone
         os.killpg(proc.pid, signal.SIGKILL)
-    for stream in (proc.stdin, proc.stdout):
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()

@@ -65,3 +65,9 @@ Proof I.
 
 Lemma after_term : 1 + 1 = 2.
 Proof. reflexivity. Qed.
+
+Lemma same_line_proof (b : bool) : b = b.
+Proof. destruct b.
+     - reflexivity.
+     - reflexivity.
+Qed.

@@ -1,0 +1,185 @@
+"""One Lean REPL process and the wire protocol it speaks.
+
+    repl = LeanRepl(["lake", "exe", "repl"], cwd="lean_project", memory_limit_mb=8192)
+    repl.request({"cmd": "import Mathlib"}, timeout=600)            # -> {"env": 0}
+    repl.request({"cmd": "theorem t : 1 + 1 = 2 := by norm_num", "env": 0}, timeout=20)
+    repl.close()
+
+A request is one line of JSON followed by a blank line: the REPL reads lines up to a blank one
+and joins them without separators, so a raw newline inside a request would corrupt it, and a
+stray blank line is parsed as an (invalid) request, which kills the process. A response is
+pretty-printed JSON followed by a blank line.
+
+The REPL's standard output is a pseudo-terminal in raw mode, not a pipe: REPL revisions before
+leanprover-community/repl#49 (July 2024), including the Lean 4.9 one the benchmarks need, never
+flush, and C stdio only line-buffers a terminal. Raw mode keeps the bytes as written (no echo,
+no CR/LF translation). Standard input stays a pipe, so requests have no line-length limit.
+
+Anything unexpected is a crash: end of output, a response that is not JSON, or any byte on
+standard error. The process runs in its own session (so its own process group) under an
+address-space limit (``stp.verify.process``); ``close`` kills the whole group, which also
+reaches the REPL binary that ``lake exe`` starts as a child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import selectors
+import subprocess
+import time
+import tty
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stp.verify.process import kill_group, spawn
+
+_READ_CHUNK = 1 << 16
+_END_OF_RESPONSE = b"\n\n"
+
+
+class ReplCrashed(Exception):
+    """The REPL died, wrote to standard error, or answered something that is not a response."""
+
+
+class ReplTimedOut(Exception):
+    """The REPL did not answer within the time limit (the process is left for ``close``)."""
+
+
+def encode_request(payload: dict[str, Any]) -> bytes:
+    """``payload`` as the REPL reads it: one line of JSON, then a blank line.
+
+    Non-ASCII text is sent as UTF-8 rather than ``\\u`` escapes: Lean's JSON parser reads
+    a ``\\u`` escape as one UTF-16 unit, which breaks characters outside the BMP (𝓝, 𝔼)."""
+    line = json.dumps(payload, ensure_ascii=False)
+    assert "\n" not in line, "json.dumps escapes every newline inside strings"
+    return (line + "\n\n").encode("utf-8")
+
+
+class LeanRepl:
+    """A running REPL process. Not thread-safe: one request at a time."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: str | Path,
+        memory_limit_mb: int,
+    ) -> None:
+        master, terminal = pty.openpty()
+        tty.setraw(terminal)
+        try:
+            self._proc = spawn(argv, cwd, memory_limit_mb, stdout=terminal, stderr=subprocess.PIPE)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(terminal)
+        self._stdout = master
+        assert self._proc.stdin is not None and self._proc.stderr is not None
+        self._stdin = self._proc.stdin.fileno()
+        self._stderr = self._proc.stderr.fileno()
+        os.set_blocking(self._stdin, False)
+        self._buffer = b""
+        self._reaped = False
+        self._closed = False
+
+    @property
+    def pid(self) -> int:
+        """Process id of the launched command, which is also its process group id."""
+        return self._proc.pid
+
+    def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request and return the parsed response.
+
+        Raises ``ReplTimedOut`` after ``timeout`` seconds and ``ReplCrashed`` on end of output,
+        output that is not a JSON object, or anything on standard error."""
+        if self._closed or self._reaped:
+            raise ReplCrashed("the REPL is no longer running")
+        if self._buffer.strip():  # every byte so far belonged to an answered request
+            raise ReplCrashed(f"REPL wrote between requests: {self._buffer[:200]!r}")
+        pending = encode_request(payload)
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._stdout, selectors.EVENT_READ)
+            selector.register(self._stderr, selectors.EVENT_READ)
+            selector.register(self._stdin, selectors.EVENT_WRITE)
+            while True:
+                response = self._take_response()
+                if response is not None:
+                    self._raise_on_stderr()  # noise written just before the answer counts too
+                    return response
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ReplTimedOut(f"no response within {timeout:g} s")
+                for key, _ in selector.select(remaining):
+                    if key.fd == self._stdin:
+                        pending = self._write_some(pending)
+                        if not pending:
+                            selector.unregister(self._stdin)
+                    elif key.fd == self._stderr:
+                        self._raise_on_stderr()
+                    else:
+                        self._read_stdout()
+
+    def _raise_on_stderr(self) -> None:
+        ready, _, _ = select.select([self._stderr], [], [], 0)
+        if ready:
+            noise = os.read(self._stderr, _READ_CHUNK).decode("utf-8", "replace").strip()
+            if not noise:  # end of stream: the process is gone
+                self._raise_ended()
+            raise ReplCrashed(f"REPL wrote to stderr: {noise}")
+
+    def _raise_ended(self) -> None:
+        self._kill_and_reap()  # whatever is left of the group; then the exit status is known
+        raise ReplCrashed(
+            f"REPL ended its output (exit status {self._proc.returncode})"
+            + (f" after: {self._buffer[:200]!r}" if self._buffer.strip() else "")
+        )
+
+    def _kill_and_reap(self) -> None:
+        """Kill the process group and reap the leader, once: after the reap its pid (= the
+        group id) may belong to an unrelated process, so it must not be signalled again."""
+        if not self._reaped:
+            self._reaped = True
+            kill_group(self._proc)
+
+    def _write_some(self, pending: bytes) -> bytes:
+        try:
+            written = os.write(self._stdin, pending)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise ReplCrashed(f"REPL closed its input ({exc})") from exc
+        return pending[written:]
+
+    def _read_stdout(self) -> None:
+        try:
+            chunk = os.read(self._stdout, _READ_CHUNK)
+        except OSError:  # EIO: every holder of the terminal's other end has exited
+            chunk = b""
+        if not chunk:
+            self._raise_ended()
+        self._buffer += chunk
+
+    def _take_response(self) -> dict[str, Any] | None:
+        """The first complete response in the buffer, removed from it; None if there is none."""
+        end = self._buffer.find(_END_OF_RESPONSE)
+        if end == -1:
+            return None
+        text, self._buffer = self._buffer[:end], self._buffer[end + len(_END_OF_RESPONSE) :]
+        try:
+            response = json.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ReplCrashed(f"REPL answered something that is not JSON: {text[:200]!r}") from exc
+        if not isinstance(response, dict):
+            raise ReplCrashed(f"REPL answered JSON that is not an object: {text[:200]!r}")
+        return response
+
+    def close(self) -> None:
+        """Kill the process group and reap the process. Safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._kill_and_reap()
+        os.close(self._stdout)

@@ -1,0 +1,208 @@
+"""A stand-in for the Lean REPL that replays recorded real transcripts (tests only).
+
+    python tests/fake_lean_repl.py            # speaks the REPL protocol on stdin/stdout
+
+It reads requests as the real REPL does (lines up to a blank line, joined without
+separators; a request that is not JSON kills it with a message on stderr) and answers a
+command whose ``cmd`` was recorded in tests/fixtures/lean_repl (Lean 4.33) with the recorded
+response (``env`` renumbered to its own counter). Other commands get what the tests need:
+
+- no ``env``: a header, answered ``{"env": n}``;
+- ``#print axioms NAME`` and ``#check (rfl : type_of% @A = type_of% @B)``: answered as Lean
+  would from what earlier commands declared (a ``-- fake-axioms: a, b`` comment in a proof
+  sets its axioms);
+- anything else: a clean ``{"env": n}``.
+
+Markers in a command misbehave on demand: ``FAKE_CRASH`` (exit without answering),
+``FAKE_CRASH_ONCE`` (crash the first time any process sees it), ``FAKE_HANG`` (start a
+grandchild ``sleep`` and hang), ``FAKE_GARBAGE`` (answer non-JSON), ``FAKE_STDERR`` (write to
+stderr, then answer), ``FAKE_BAD_HEADER`` (answer with an error, as for a missing import).
+Like REPL revisions before leanprover-community/repl#49 it never flushes stdout, so a client
+only gets answers when stdout is a terminal (line-buffered).
+
+Environment: ``FAKE_REPL_LOG`` names a JSON-lines file that gets one line per start and per
+request; ``FAKE_REPL_STATE`` names a folder for ``FAKE_CRASH_ONCE``'s flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lean_repl"
+VERSION_DIRS = {"4.33": FIXTURES, "4.9": FIXTURES / "v4.9.0-rc1"}
+
+
+def split_requests(text: str) -> list[str]:
+    """Requests in a transcript's input, joined the way the REPL's ``getLines`` does."""
+    requests, current = [], ""
+    for line in text.splitlines(keepends=True):
+        if line.strip():
+            current += line.rstrip()
+        elif current:
+            requests.append(current)
+            current = ""
+    if current:
+        requests.append(current)
+    return requests
+
+
+def load_transcripts(directory: Path) -> dict[str, list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """Each transcript in ``directory``: its (request, response) pairs, in order."""
+    transcripts = {}
+    for path in sorted(directory.glob("*.in")):
+        requests = [json.loads(r) for r in split_requests(path.read_text())]
+        out = path.with_name(path.name.removesuffix(".in") + ".expected.out").read_text()
+        responses = [json.loads(chunk) for chunk in out.split("\n\n") if chunk.strip()]
+        assert len(requests) == len(responses), path
+        transcripts[path.name.removesuffix(".in")] = list(zip(requests, responses, strict=True))
+    return transcripts
+
+
+# Names may be written from the root (`_root_.x`); the fake keeps one flat namespace.
+_DECLARATION = re.compile(
+    r"^(?:theorem|lemma|def)\s+(?:_root_\.)?(\S+)(.*?):=", re.MULTILINE | re.DOTALL
+)
+_AXIOMS_COMMENT = re.compile(r"-- fake-axioms: (.*)")
+_PRINT_AXIOMS = re.compile(r"#print axioms (?:_root_\.)?(\S+)")
+_SAME_TYPE = re.compile(
+    r"#check \(rfl : type_of% @(?:_root_\.)?(\S+) = type_of% @(?:_root_\.)?(\S+)\)"
+)
+
+
+class FakeRepl:
+    def __init__(self, log: Path | None, state: Path | None) -> None:
+        self.recorded: dict[str, dict[str, Any]] = {}
+        for pairs in load_transcripts(FIXTURES).values():
+            for request, response in pairs:
+                if "cmd" in request and "env" not in request:
+                    self.recorded.setdefault(request["cmd"], response)
+        self.envs: list[dict[str, tuple[str, tuple[str, ...]]]] = []  # name -> (type, axioms)
+        self.log = log
+        self.state = state
+        self.record({"event": "start"})
+
+    def record(self, entry: dict[str, Any]) -> None:
+        if self.log is not None:
+            with self.log.open("a") as f:
+                f.write(json.dumps({"pid": os.getpid(), **entry}) + "\n")
+
+    def misbehave(self, cmd: str) -> None:
+        if "FAKE_CRASH_ONCE" in cmd:
+            assert self.state is not None, "FAKE_CRASH_ONCE needs FAKE_REPL_STATE"
+            flag = self.state / "crashed_once"
+            if not flag.exists():
+                flag.touch()
+                sys.exit(3)
+        elif "FAKE_CRASH" in cmd:
+            sys.exit(3)
+        if "FAKE_HANG" in cmd:
+            child = subprocess.Popen(["sleep", "600"])
+            self.record({"event": "hang", "grandchild": child.pid})
+            time.sleep(600)
+        if "FAKE_GARBAGE" in cmd:
+            sys.stdout.write("this is not JSON\n\n")
+            sys.stdout.flush()
+        if "FAKE_STDERR" in cmd:
+            sys.stderr.write("warning: something on stderr\n")
+            sys.stderr.flush()
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request["cmd"]
+        self.misbehave(cmd)
+        if "FAKE_BAD_HEADER" in cmd:
+            return {"messages": [self.message("error", "unknown package 'Mathlb'")], "env": 0}
+        if "env" in request:
+            if not 0 <= request["env"] < len(self.envs):
+                return {"message": "Unknown environment."}
+            declared = dict(self.envs[request["env"]])
+        else:
+            declared = {}
+        if cmd in self.recorded:
+            response = dict(self.recorded[cmd])
+        elif "env" in request and (_PRINT_AXIOMS.search(cmd) or _SAME_TYPE.search(cmd)):
+            response = self.follow_up(cmd, declared)
+        else:
+            response = {}
+        if not any(m["severity"] == "error" for m in response.get("messages", [])):
+            axioms = _AXIOMS_COMMENT.search(cmd)
+            for name, signature in _DECLARATION.findall(cmd):
+                used = tuple(a.strip() for a in axioms.group(1).split(",")) if axioms else ()
+                declared.setdefault(name, (" ".join(signature.split()), used))
+        response["env"] = len(self.envs)
+        self.envs.append(declared)
+        return response
+
+    def follow_up(
+        self, cmd: str, declared: dict[str, tuple[str, tuple[str, ...]]]
+    ) -> dict[str, Any]:
+        messages = []
+        for name, signature in _DECLARATION.findall(cmd):  # the restated copy, with sorry
+            messages.append(self.message("warning", "declaration uses `sorry`"))
+            declared.setdefault(name, (" ".join(signature.split()), ("sorryAx",)))
+        if same := _SAME_TYPE.search(cmd):
+            left, right = same.groups()
+            if left not in declared:
+                messages.append(self.message("error", f"unknown identifier '{left}'"))
+            elif declared[left][0] != declared[right][0]:
+                messages.append(self.message("error", "type mismatch\n  rfl"))
+        if printed := _PRINT_AXIOMS.search(cmd):
+            name = printed.group(1)
+            if name not in declared:
+                messages.append(self.message("error", f"unknown constant '{name}'"))
+            elif axioms := declared[name][1]:
+                text = f"'{name}' depends on axioms: [{', '.join(axioms)}]"
+                messages.append(self.message("info", text))
+            else:
+                messages.append(self.message("info", f"'{name}' does not depend on any axioms"))
+        return {"messages": messages} if messages else {}
+
+    @staticmethod
+    def message(severity: str, data: str) -> dict[str, Any]:
+        return {
+            "severity": severity,
+            "pos": {"line": 1, "column": 0},
+            "endPos": {"line": 1, "column": 1},
+            "data": data,
+        }
+
+
+def read_request() -> tuple[str, int] | None:
+    """One request, read like the REPL's ``getLines``, and how many lines it spanned; None at
+    end of input. A blank line alone is returned as a (malformed) request, as the REPL does."""
+    query, lines = "", 0
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return (query, lines) if query else None
+        if not line.strip():
+            return (query, lines) if query else (line, 1)
+        query += line.rstrip()
+        lines += 1
+
+
+def main() -> None:
+    log = os.environ.get("FAKE_REPL_LOG")
+    state = os.environ.get("FAKE_REPL_STATE")
+    repl = FakeRepl(Path(log) if log else None, Path(state) if state else None)
+    while (read := read_request()) is not None:
+        query, lines = read
+        try:
+            request = json.loads(query)
+        except json.JSONDecodeError:  # the real REPL throws, and dies, on unparsable input
+            sys.stderr.write(
+                f'uncaught exception: {{"message": "Could not parse JSON: {query!r}"}}\n'
+            )
+            sys.exit(1)
+        repl.record({"event": "request", "request": request, "lines": lines})
+        sys.stdout.write(json.dumps(repl.answer(request), indent=1, ensure_ascii=False) + "\n\n")
+
+
+if __name__ == "__main__":
+    main()

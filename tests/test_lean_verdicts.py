@@ -1,0 +1,196 @@
+"""Lean backend without Lean: verdicts of recorded real REPL responses, the soundness rules."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from fake_lean_repl import FIXTURES, VERSION_DIRS, load_transcripts
+
+from stp.languages import lean_declaration_name
+from stp.verify.lean import (
+    ALLOWED_AXIOMS,
+    banned_text,
+    follow_up_command,
+    judge_follow_up,
+    normalise_header,
+    pinned_versions,
+    verdict_of,
+)
+from stp.verify.types import Verdict
+
+P, F, INC, E = Verdict.PROVED, Verdict.FAILED, Verdict.INCOMPLETE, Verdict.VERIFIER_ERROR
+
+# The verdict of every response in every transcript, in order (see MANIFEST.md for what each
+# transcript shows). Tactic-mode responses are included: the REPL speaks them too.
+EXPECTED: dict[tuple[str, str], list[Verdict]] = {
+    ("4.33", "all_tactics"): [P],
+    ("4.33", "dup_msg"): [P, P, F],  # an info message is not a failure
+    ("4.33", "import_lean"): [P],
+    ("4.33", "incomplete"): [F, F],  # "unsolved goals" errors
+    ("4.33", "invalid_line_break"): [F, F],  # Unknown identifier `bysorry`
+    ("4.33", "invalid_tactic"): [INC, F],  # the tactic error wins over "contains sorry"
+    ("4.33", "line_breaks"): [F, INC, P],
+    ("4.33", "proof_branching"): [INC, INC, INC, INC, P],
+    ("4.33", "readme"): [INC, INC, P],
+    ("4.33", "tactic_mode_sorry"): [INC, INC],
+    ("4.33", "tactic_sorry"): [INC],
+    ("4.33", "unknown_environment"): [E],  # {"message": "Unknown environment."}
+    ("4.33", "unknown_tactic"): [INC, F],  # {"message": "Lean error: ..."}
+    ("4.9", "readme"): [INC, INC, P],  # 'sorry' quoting, no proofStatus: open goals -> incomplete
+    ("4.9", "tactic_sorry"): [INC],
+}
+
+
+def _all_transcripts() -> dict[tuple[str, str], list[dict]]:
+    return {
+        (version, name): [response for _, response in pairs]
+        for version, directory in VERSION_DIRS.items()
+        for name, pairs in load_transcripts(directory).items()
+    }
+
+
+def test_every_transcript_has_expected_verdicts() -> None:
+    transcripts = _all_transcripts()
+    assert set(transcripts) == set(EXPECTED), "a fixture was added or removed: update EXPECTED"
+    for key, responses in transcripts.items():
+        assert [verdict_of(r) for r in responses] == EXPECTED[key], key
+
+
+def test_fixtures_are_the_shared_recordings_copied() -> None:
+    shared = Path("/work/shared/fixtures/lean_repl")
+    if not shared.is_dir():
+        pytest.skip("shared fixtures not on this machine")
+    for path in shared.rglob("*.*"):
+        if path.suffix in (".in", ".out"):
+            assert (FIXTURES / path.relative_to(shared)).read_bytes() == path.read_bytes()
+
+
+@pytest.mark.parametrize("version", ["4.33", "4.9"])
+def test_term_mode_sorry_shows_only_as_the_warning(version: str) -> None:
+    # The REPL drops term-mode sorries without a goal from `sorries`; the warning remains.
+    response = copy.deepcopy(_all_transcripts()[(version, "tactic_sorry")][0])
+    del response["sorries"]
+    assert verdict_of(response) is Verdict.INCOMPLETE
+
+
+def test_both_wordings_of_sorry_and_unknown_identifier() -> None:
+    for wording in ("declaration uses 'sorry'", "declaration uses `sorry`"):
+        warning = {"severity": "warning", "pos": {"line": 1, "column": 8}, "data": wording}
+        assert verdict_of({"messages": [warning], "env": 3}) is Verdict.INCOMPLETE
+    for wording in ("unknown identifier 'g'", "Unknown identifier `g`"):
+        error = {"severity": "error", "pos": {"line": 1, "column": 7}, "data": wording}
+        assert verdict_of({"messages": [error], "env": 3}) is Verdict.FAILED
+
+
+def _info(text: str) -> dict:
+    return {"severity": "info", "pos": {"line": 7, "column": 0}, "data": text}
+
+
+def test_follow_up_axioms() -> None:
+    clean = {
+        "messages": [_info("'t' depends on axioms: [propext, Classical.choice, Quot.sound]")],
+        "env": 5,
+    }
+    assert judge_follow_up(clean, "t") == (P, "", tuple(sorted(ALLOWED_AXIOMS)))
+    none = {"messages": [_info("'t' does not depend on any axioms")], "env": 5}
+    assert judge_follow_up(none, "t")[0] is P
+    sorry = {"messages": [_info("'t' depends on axioms: [propext, sorryAx]")], "env": 5}
+    assert judge_follow_up(sorry, "t")[0] is INC
+    native = {"messages": [_info("'t' depends on axioms: [propext, Lean.ofReduceBool]")], "env": 5}
+    verdict, detail, axioms = judge_follow_up(native, "t")
+    assert verdict is Verdict.UNSOUND and "Lean.ofReduceBool" in detail
+    assert axioms == ("Lean.ofReduceBool", "propext")
+    # A report for another name (say, printed by the proof itself) does not count.
+    other = {"messages": [_info("'u' does not depend on any axioms")], "env": 5}
+    assert judge_follow_up(other, "t")[0] is E
+
+
+@pytest.mark.parametrize(
+    "error", ["unknown identifier 't'", "Unknown identifier `t`", "type mismatch\n  rfl"]
+)
+def test_follow_up_statement_recheck_failure_is_unsound(error: str) -> None:
+    response = {
+        "messages": [
+            {"severity": "error", "pos": {"line": 4, "column": 22}, "data": error},
+            _info("'t' does not depend on any axioms"),
+        ],
+        "env": 5,
+    }
+    assert judge_follow_up(response, "t")[0] is Verdict.UNSOUND
+
+
+def test_follow_up_command_restates_the_statement_under_a_fresh_name() -> None:
+    statement = "theorem mathd_algebra_10 (x : ℝ) (h₀ : x = 2) :\n  x ^ 2 = 4 := by"
+    command = follow_up_command(statement, "mathd_algebra_10")
+    assert command.startswith(
+        "theorem _root_.mathd_algebra_10_stp_restated (x : ℝ) (h₀ : x = 2) :\n"
+        "  x ^ 2 = 4 := by\nsorry"
+    )
+    assert (
+        "#check (rfl : type_of% @_root_.mathd_algebra_10 = "
+        "type_of% @_root_.mathd_algebra_10_stp_restated)"
+    ) in command
+    assert command.endswith("#print axioms _root_.mathd_algebra_10")
+
+
+@pytest.mark.parametrize(
+    ("statement", "name"),
+    [
+        ("theorem amc12a_2019_p21 (z : ℂ) : z = z := by", "amc12a_2019_p21"),
+        ("noncomputable def exercise_1_2 : Group ℤ :=", "exercise_1_2"),
+        ("theorem Nat.foo {n : ℕ} : n = n := by", "Nat.foo"),
+        ("lemma bar: True := by", "bar"),
+    ],
+)
+def test_declared_name(statement: str, name: str) -> None:
+    assert lean_declaration_name(statement) == name
+
+
+@pytest.mark.parametrize(
+    "proof",
+    [
+        "  native_decide",
+        "  set_option debug.skipKernelTC true in\n  simp",
+        "  simp\n#exit",
+        "  exact?",
+        "  apply? using h",
+        "  simp\n\n#eval IO.println 1",
+        '  simp\nelab "cheat" : tactic => pure ()',
+        "  exact cheat\naxiom cheat : False",
+        "  exact Lean.ofReduceBool _ _ rfl",
+        "  run_tac Lean.Elab.Tactic.evalTactic (← `(tactic| simp))",
+        "  exact by_elab return .const ``trivial []",
+    ],
+)
+def test_banned_proof_text(proof: str) -> None:
+    assert banned_text(proof) is not None
+
+
+@pytest.mark.parametrize(
+    "proof",
+    [
+        "  norm_num [Nat.factorial]",
+        "  simp? says simp only [h]",
+        "  decide",
+        "  nlinarith [sq_nonneg (a - b)]",
+    ],
+)
+def test_ordinary_proofs_pass_the_pre_filter(proof: str) -> None:
+    assert banned_text(proof) is None
+
+
+def test_normalise_header() -> None:
+    assert normalise_header("import Mathlib\n\n  \nopen Real  \n\n") == "import Mathlib\nopen Real"
+
+
+def test_pins_are_read_from_the_lean_project() -> None:
+    pins = pinned_versions(Path(__file__).parents[1] / "lean_project")
+    assert pins["toolchain"] == "leanprover/lean4:v4.9.0-rc1"
+    assert pins["mathlib"] == "xinhjBrant/mathlib4@2f65ba7f1a9144b20c8e7358513548e317d26de1"
+    assert pins["REPL"].startswith("xinhjBrant/repl@")
+
+
+def test_a_statement_without_a_name_cannot_be_checked() -> None:
+    assert lean_declaration_name("example : 1 = 1 := by") is None
