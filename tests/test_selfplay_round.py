@@ -39,11 +39,9 @@ def overrides(root: Path, name: str) -> list[str]:
         f"run.base_model={root / 'model'}",
         "run.init_model=true",
         "run.initial_sft=true",
-        # The targets are sft statements the initial fine-tune saw several times, so the tiny
-        # model proves some of them: selection, training, seeds from model proofs and the
-        # final re-training all get real data within seconds.
-        "run.targets=[corpus:sft]",
-        "run.initial_sft_epochs=6",
+        # A few steps of fine-tune: the model proves nothing yet (selection and training on
+        # real verdicts are tested in test_selfplay_verify.py), this tests the plumbing.
+        "run.initial_sft_epochs=0.2",
         "run.target_limit=6",
         "run.chunk_targets=2",
         "sampling.max_new_tokens=24",
@@ -96,13 +94,8 @@ def test_two_rounds_write_every_artifact_and_the_run_table(played, capsys):
         assert set(row["stage_seconds"]) >= {"seeds", "generate", "verify", "select", "train"}
     seeds = list(read_jsonl(layout.round_dir(0) / "seeds.jsonl"))
     assert 0 < len(seeds) <= 4  # round 0 seeds from the corpus' sft proofs
-    # the model proved some of the statements it was fine-tuned on, and learned from them
-    assert first["proved"] > 0 and first["train_examples"]["prover"] > 0
-    assert train0.info["trained"] is True and second["model"].endswith("round_000/model")
-    prover = list(read_jsonl(layout.round_dir(0) / "prover.jsonl"))
-    stats = {r["target"]: r for r in read_jsonl(layout.round_dir(0) / "stats.jsonl")}
-    for example in prover:  # only statements with pass rate <= 1/2 give prover examples
-        assert 0 < stats[example["target"]]["pass_rate"] <= 0.5 and 0 < example["weight"] <= 1
+    stats = list(read_jsonl(layout.round_dir(0) / "stats.jsonl"))
+    assert sum(r["attempts"] for r in stats) == first["proofs_sampled"]
     # every verified row is one distinct proof of a round target with its multiplicity
     targets = {t["id"] for t in read_jsonl(layout.round_dir(0) / "targets.jsonl")}
     verified = list(read_jsonl(chunk_path(layout.round_dir(0) / "verified", 0)))
@@ -114,22 +107,21 @@ def test_two_rounds_write_every_artifact_and_the_run_table(played, capsys):
     assert "proved" in out and (layout.root / "curves.png").stat().st_size > 1000
 
 
-def test_a_third_invocation_runs_the_next_round_and_final_retrain_trains(played):
+def test_a_third_invocation_runs_the_next_round_and_final_retrain_needs_proofs(played, capsys):
     config = load_config(REPO / "configs" / "tiny-rocq.yaml", overrides(played, "a"))
     summary = advance(config, log=lambda _: None)
     assert summary["round"] == 2
-    assert main(["run", "final-retrain", *config_args(played, "a")]) == 0
-    final = RunLayout.of(config).final
-    examples = list(read_jsonl(final / "train.jsonl"))
-    proved = {
-        r["target"] for i in range(3) for r in read_jsonl(layout_stats(config, i)) if r["correct"]
-    }
-    assert examples and len(examples) <= 16 * len(proved)
-    assert read_stage(final, "train") is not None and (final / "model" / "config.json").is_file()
-
-
-def layout_stats(config, index):
-    return RunLayout.of(config).round_dir(index) / "stats.jsonl"
+    proved = [
+        r
+        for i in range(3)
+        for r in read_jsonl(RunLayout.of(config).round_dir(i) / "stats.jsonl")
+        if r["correct"]
+    ]
+    code = main(["run", "final-retrain", *config_args(played, "a")])
+    if proved:  # the barely trained model proved something after all: it must re-train
+        assert code == 0 and (RunLayout.of(config).final / "model" / "config.json").is_file()
+    else:
+        assert code == 2 and "no correct proof yet" in capsys.readouterr().err
 
 
 def comparable(directory: Path) -> dict[str, object]:

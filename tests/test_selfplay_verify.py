@@ -92,3 +92,94 @@ def test_verify_counts_multiplicity_rejects_forbidden_names_and_resumes_by_chunk
         assert by_proof[(f"t{i}", "apply Nat.add_0_r.")]["verdict"] == "unsound"
         assert by_proof[(f"t{i}", "discriminate.")]["verdict"] == "failed"
     assert info["distinct_proofs"] == 12 and info["proved_attempts"] == 8
+
+
+def test_select_and_train_on_real_verdicts(tmp_path):
+    """Hand-written attempts (the sampler is the only part not run here), checked by coqtop,
+    selected, embedded and trained on with the real tiny model."""
+    from stp.models.tiny import TinyModelSpec, build_tiny_model
+    from stp.selfplay.round import select_training_data, train_round_model
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("Theorem t : 0 + 0 = 0. Proof. reflexivity. Qed.\n" * 50)
+    model = build_tiny_model(
+        [text], tmp_path / "model", TinyModelSpec(vocab_size=300, hidden_size=32, num_layers=1)
+    )
+    ctx = make_round(tmp_path)
+    ctx = RoundContext(ctx.config, ctx.layout, 0, str(model), ctx.log)
+    directory = ctx.directory
+    conjectures = [
+        {
+            "id": f"c{i}",
+            "header": HEADER,
+            "formal_statement": f"Theorem c{i} : {i} * 1 = {i}.",
+            "seed": "t0",
+            "seed_statement": "Theorem t0 : 0 + 0 = 0.",
+            "seed_proof": "reflexivity.",
+            "lemma": lemma,
+            "lemma_text": None if lemma is None else f"{lemma} : forall n, n * 1 = n",
+            "key": f"{i:032x}",
+        }
+        for i, lemma in ((1, None), (2, "Nat.mul_1_r"))
+    ]
+    atomic_write_jsonl(directory / "conjectures.jsonl", conjectures)
+    dataset = list(read_jsonl(directory / "targets.jsonl"))
+    atomic_write_jsonl(
+        ctx.layout.targets, [{k: v for k, v in t.items() if k != "kind"} for t in dataset]
+    )
+    targets = dataset[:2] + [
+        {**c, "informal": None, "forbidden": [], "kind": "conjecture"} for c in conjectures
+    ]
+    atomic_write_jsonl(directory / "targets.jsonl", targets)
+    write_marker(
+        directory,
+        "targets",
+        [directory / "targets.jsonl"],
+        0.0,
+        {"k": 8, "chunk_targets": 2, "chunks": 2},
+    )
+    correct = {"t0": 1, "t1": 8, "c1": 2, "c2": 1}  # correct attempts out of 8
+    for index in range(2):
+        write_chunk(
+            directory / "attempts",
+            index,
+            (
+                {
+                    "target": t["id"],
+                    "proof": "reflexivity." if j < correct[t["id"]] else "lia.",
+                    "tokens": 2,
+                }
+                for t in targets[2 * index : 2 * index + 2]
+                for j in range(8)
+            ),
+        )
+    for path in (directory / "verified").glob("*"):
+        path.unlink()
+    verify_attempts(ctx)
+    info = select_training_data(ctx)
+
+    stats = {r["target"]: r for r in read_jsonl(directory / "stats.jsonl")}
+    assert {t: r["pass_rate"] for t, r in stats.items()} == {
+        "t0": 1 / 8,
+        "t1": 1.0,
+        "c1": 2 / 8,
+        "c2": 1 / 8,
+    }
+    # prover examples: pass rate in (0, 1/2]; t1 (always proved) teaches nothing
+    prover = list(read_jsonl(directory / "prover.jsonl"))
+    assert sorted(r["target"] for r in prover) == ["c1", "c2", "t0"]
+    assert all(r["completion"].startswith("reflexivity.") for r in prover)
+    # conjecturer examples: c1 (trivial lemma) is barely provable; c2's proof never uses its lemma
+    conjecturer = list(read_jsonl(directory / "conjecturer.jsonl"))
+    assert [r["target"] for r in conjecturer] == ["c1"]
+    assert (
+        conjecturer[0]["weight"] == 1.0
+    )  # the only conjecture: every unproved statement's nearest
+    assert (
+        "Theorem c1" not in conjecturer[0]["prompt"]
+        and "c1 : 1 * 1 = 1." in conjecturer[0]["completion"]
+    )
+    assert info["train_examples"] == 4 == len(list(read_jsonl(directory / "train.jsonl")))
+
+    trained = train_round_model(ctx)
+    assert trained["trained"] is True and (directory / "model" / "config.json").is_file()

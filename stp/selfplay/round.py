@@ -590,7 +590,7 @@ def select_training_data(ctx: RoundContext) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ train
 
 
-def _train(ctx: RoundContext) -> dict[str, Any]:
+def train_round_model(ctx: RoundContext) -> dict[str, Any]:
     examples = ctx.directory / "train.jsonl"
     out = ctx.directory / "model"
     discard_finished_model(out)
@@ -813,7 +813,7 @@ def advance(config: STPConfig, log: Log = print) -> dict[str, Any]:
                 directory,
                 "train",
                 lambda: [model_dir] if model_dir.is_dir() else [],
-                lambda: _train(ctx),
+                lambda: train_round_model(ctx),
                 log,
             )
             run_stage(
