@@ -49,7 +49,10 @@ def _describe_file(path: Path) -> dict[str, Any]:
 def _files_under(paths: Iterable[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
+            # Hidden files are the temporaries of atomic writes a kill left behind: not output.
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+            )
         elif path.is_file():
             yield path
         else:
