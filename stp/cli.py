@@ -6,6 +6,7 @@
     stp model init --corpus F --out D  build the offline tiny model
     stp train --examples F --out D   weighted fine-tuning (under `accelerate launch` on GPUs)
     stp verify IN.jsonl --out R.jsonl check proofs (rocq, lean)
+    stp verify-workers --address A --cpus N  serve as a verifier node of a Ray cluster
 
 Each command group lives next to the code it drives and registers itself here.
 """

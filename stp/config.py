@@ -187,7 +187,14 @@ class VerificationConfig:
         "Mathlib and the REPL (scripts/setup_lean.sh installs them).",
     )
     ray_address: str | None = _field(
-        None, "Ray cluster address ('auto' or host:port); set it to verify on Ray workers."
+        None,
+        "Ray cluster address ('auto' or host:port); set it to verify on the cluster's CPU nodes "
+        "(started with `stp verify-workers`).",
+    )
+    ray_chunk_size: int = _field(
+        8,
+        "Jobs sent to one Ray verifier actor at a time: smaller spreads a batch more evenly "
+        "over the nodes, larger costs fewer round trips.",
     )
 
     def validate(self) -> None:
@@ -203,6 +210,10 @@ class VerificationConfig:
         if self.jobs_per_worker < 1:
             raise ConfigError(
                 f"verification.jobs_per_worker: must be >= 1, got {self.jobs_per_worker}"
+            )
+        if self.ray_chunk_size < 1:
+            raise ConfigError(
+                f"verification.ray_chunk_size: must be >= 1, got {self.ray_chunk_size}"
             )
 
 

@@ -1,18 +1,30 @@
-"""``stp verify``: check a file of proofs.
+"""``stp verify``: check a file of proofs; ``stp verify-workers``: serve as a verifier node.
 
     stp verify --backend rocq proofs.jsonl --out results.jsonl [--workers N] [--timeout S]
     stp verify --backend lean --repl-cmd 'lake exe repl' proofs.jsonl --out results.jsonl
+    stp verify-workers --address HEAD:6379 --cpus 16      (on each CPU node of a Ray cluster)
 
 Each input row has the benchmark schema plus ``id`` and ``proof`` (``id``, ``header``,
 ``formal_statement`` and ``proof`` are required; other fields are ignored). The output holds
 one ``VerifyResult.to_dict()`` row per input row, in input order. A malformed row does not
 stop the run: it gets a ``verifier_error`` row naming its line, and a warning on stderr.
+With ``--set verification.ray_address=HEAD:6379`` the proofs are checked on the cluster's
+verifier nodes (see ``stp.verify.distributed``).
+
+``verify-workers`` checks that the configured backend's proof assistant is installed here,
+then joins the cluster as a node offering ``--cpus`` verifier slots (``ray start --block`` in
+its own process group) until interrupted. The checkers it hosts run with the ``verification``
+settings of the run that verifies, so the assistant must sit at the same path on every node.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -21,8 +33,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stp.artifacts import atomic_write_jsonl
-from stp.config import add_config_arguments, config_from_args
-from stp.verify.backends import make_verifier
+from stp.config import ConfigError, add_config_arguments, config_from_args
+from stp.verify.backends import make_local_backend, make_verifier
+from stp.verify.distributed import RESOURCE, check_reachable, import_ray
+from stp.verify.process import kill_group
 from stp.verify.types import Verdict, VerifyJob, VerifyResult
 
 _REQUIRED = ("id", "header", "formal_statement", "proof")
@@ -104,6 +118,51 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_workers(args: argparse.Namespace) -> int:
+    overrides = [f"verification.backend={args.backend}"] if args.backend else []
+    config = config_from_args(args, overrides).verification
+    if args.cpus < 1:
+        raise ConfigError(f"--cpus: must be >= 1, got {args.cpus}")
+    # The backend's constructor checks its proof assistant (coqtop, lake) and says what is
+    # missing; it starts no process, so this is cheap.
+    make_local_backend(dataclasses.replace(config, workers=1, ray_address=None)).close()
+    import_ray()
+    check_reachable(args.address)
+    argv = [
+        *(sys.executable, "-m", "ray.scripts.scripts", "start"),
+        *("--address", args.address, "--num-cpus", str(args.cpus)),
+        *("--resources", json.dumps({RESOURCE: args.cpus}), "--block"),
+    ]
+    print(
+        f"stp verify-workers: offering {args.cpus} {config.backend} verifier slots to {args.address}"
+    )
+    # On SIGTERM Ray drains a node until it is idle, which a node holding verifier actors
+    # never is: it would wait out the whole drain timeout (30 s). Stop at once instead; the
+    # verifier re-runs the node's unfinished chunks on other nodes.
+    env = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", **os.environ}
+    node: subprocess.Popen[bytes] | None = None
+    stopped: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:  # `ray start --block` stops its processes
+        stopped.append(signum)
+        if node is not None:
+            node.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        node = subprocess.Popen(argv, start_new_session=True, env=env)
+        if stopped:  # a signal came while it was starting
+            node.send_signal(signal.SIGTERM)
+        returncode = node.wait()
+    finally:
+        if node is not None:
+            kill_group(node)  # whatever the node left in its group
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # Ray exits 1 when told to stop; only a node that ended by itself is a failure.
+    return 0 if stopped else returncode
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "verify",
@@ -123,3 +182,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_config_arguments(parser)
     parser.set_defaults(func=_verify)
+
+    workers = subparsers.add_parser(
+        "verify-workers",
+        help="Join a Ray cluster as a CPU node that checks proofs.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    workers.add_argument("--address", required=True, help="The Ray head node, HOST:PORT.")
+    workers.add_argument("--cpus", type=int, required=True, help="Verifier slots to offer.")
+    workers.add_argument(
+        "--backend", choices=("rocq", "lean", "isabelle"), help="= verification.backend"
+    )
+    add_config_arguments(workers)
+    workers.set_defaults(func=_verify_workers)
