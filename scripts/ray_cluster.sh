@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Start a Ray cluster for STP over ssh, then run self-play rounds on its head node.
 #
-#   scripts/ray_cluster.sh --head gpu01 --gpu-nodes "gpu02 gpu03" --cpu-nodes "cpu01 cpu02" \
-#       -- stp round --config configs/stp-lean-7b.yaml --rounds 48
+#   scripts/ray_cluster.sh --config configs/stp-lean-7b.yaml \
+#       --head gpu01 --gpu-nodes "gpu02 gpu03" --cpu-nodes "cpu01 cpu02" -- --rounds 48
 #
-# - head node: `ray start --head`; it also runs `stp round` (sampling with vLLM and training
-#   use its GPUs; vLLM's data-parallel engines and Ray place work on the GPU nodes too);
+# - head node: `ray start --head`; it also runs `stp round --config CONFIG ARGS...` (sampling
+#   with vLLM and training use its GPUs; vLLM's data-parallel engines land on the GPU nodes);
 # - GPU nodes: `ray start --address HEAD:PORT` with their GPUs;
-# - CPU nodes: verifier workers. `ray start --address HEAD:PORT --resources '{"verifier": N}'`
-#   with N = cores, so the round's Lean/Rocq checks are scheduled there (the config's
-#   verification.ray_address: auto makes the verifier ask Ray for workers).
+# - CPU nodes: `stp verify-workers --address HEAD:PORT --cpus <cores> --config CONFIG`, which
+#   checks that the proof assistant is installed and offers one verifier slot per core; the
+#   round's checks go there because the config sets verification.ray_address (HEAD:PORT is
+#   passed to it here).
 # Every node needs the same checkout, the same Python environment (make setup, plus the `gpu`
 # extra on GPU nodes) and, on CPU nodes, the proof assistant (Lean + Mathlib in
 # lean_project/ for Lean, `apt-get install coq` for Rocq).
@@ -18,10 +19,11 @@
 # On SLURM use scripts/slurm_stp.sbatch instead (same steps through srun).
 set -euo pipefail
 
-HEAD="" GPU_NODES="" CPU_NODES="" PORT=6379 STOP=0
+HEAD="" GPU_NODES="" CPU_NODES="" PORT=6379 STOP=0 CONFIG=""
 VENV="${VENV:-$PWD/.venv}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --config) CONFIG="$2"; shift 2 ;;
     --head) HEAD="$2"; shift 2 ;;
     --gpu-nodes) GPU_NODES="$2"; shift 2 ;;
     --cpu-nodes) CPU_NODES="$2"; shift 2 ;;
@@ -32,6 +34,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -n "$HEAD" ]] || { echo "--head HOST is required" >&2; exit 2; }
+[[ -n "$CONFIG" || "$STOP" == 1 ]] || { echo "--config FILE is required" >&2; exit 2; }
 
 remote() {  # remote HOST COMMAND...: run in this checkout with the project's venv
   local host="$1"; shift
@@ -50,11 +53,12 @@ for host in $GPU_NODES; do
   remote "$host" ray start --address "$ADDRESS"
 done
 for host in $CPU_NODES; do
-  remote "$host" 'ray start --address '"$ADDRESS"' --num-gpus 0 --resources "{\"verifier\": $(nproc)}"'
+  # verify-workers blocks (it is the node): leave it running, logging on the node
+  remote "$host" "nohup stp verify-workers --address $ADDRESS --cpus \$(nproc) --config $CONFIG \
+      > verify-workers-\$(hostname).log 2>&1 &"
 done
-remote "$HEAD" ray status
+sleep 10
+remote "$HEAD" ray status --address "$ADDRESS"
 
-if [[ $# -gt 0 ]]; then
-  # RAY_ADDRESS makes every Ray client in the round (verifier workers, vLLM) join this cluster.
-  remote "$HEAD" "RAY_ADDRESS=$ADDRESS $*"
-fi
+# The rounds, on the head node, with their checks sent to the cluster's verifier slots.
+remote "$HEAD" stp round --config "$CONFIG" --set "verification.ray_address=$ADDRESS" "$@"
