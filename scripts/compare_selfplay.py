@@ -112,12 +112,14 @@ def main() -> int:
                 model_for_round(ei_config(1), RunLayout.of(ei_config(1)), index + 1),
             )
         )
+    done: dict[str, dict[str, Any]] = {}  # model -> report: the shared start is evaluated once
     for label, stp_model, ei_model in evaluations:
         print(f"=== held-out evaluation after round {label}", flush=True)
-        reports = {
-            name: evaluate_model(stp, model, out / "eval" / name / label)
-            for name, model in (("stp", stp_model), ("ei", ei_model))
-        }
+        reports = {}
+        for name, model in (("stp", stp_model), ("ei", ei_model)):
+            if model not in done:
+                done[model] = evaluate_model(stp, model, out / "eval" / name / label)
+            reports[name] = done[model]
         table.append(
             {
                 "after_round": label,
