@@ -96,6 +96,11 @@ class RunConfig:
     initial_sft_epochs: float | None = _field(
         None, "Epochs of the initial fine-tune; None uses training.epochs."
     )
+    initial_sft_learning_rate: float | None = _field(
+        None,
+        "Peak learning rate of the initial fine-tune (a model built from scratch wants more "
+        "than the rounds' fine-tunes); None uses training.learning_rate.",
+    )
     torch_threads: int | None = _field(
         None,
         "CPU threads torch may use (None: torch's default, one per core). 1 is much faster for "

@@ -115,10 +115,12 @@ def bootstrap(config: STPConfig, layout: RunLayout, log: Log) -> None:
         count = atomic_write_jsonl(examples, sft_examples(config))
         log(f"bootstrap: initial fine-tune on {count} corpus examples")
         discard_finished_model(out)
-        epochs = config.run.initial_sft_epochs or config.training.epochs
-        sft_config = dataclasses.replace(
-            config, training=dataclasses.replace(config.training, epochs=epochs)
+        training = dataclasses.replace(
+            config.training,
+            epochs=config.run.initial_sft_epochs or config.training.epochs,
+            learning_rate=config.run.initial_sft_learning_rate or config.training.learning_rate,
         )
+        sft_config = dataclasses.replace(config, training=training)
         train_model(
             config.run.base_model,
             examples,
