@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make round   set up, then run one self-play round on the CPU default (Rocq, tiny model)
+#   make round   set up, then run one self-play round on the CPU default (Rocq, tiny model);
+#                the first call also extracts the corpus, builds and fine-tunes the tiny model
 #   make test    set up, then run the test suite
 # Each target prints the commands it runs.
 
@@ -13,7 +14,7 @@ CONFIG      ?= configs/tiny-rocq.yaml
 TORCH_CPU   := torch==2.13.0
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup coq round eval test test-fast lint format clean-venv
+.PHONY: setup coq round compare eval test test-fast lint format clean-venv
 
 setup: $(VENV)/.stamp coq
 
@@ -30,6 +31,10 @@ coq:
 
 round: setup
 	$(STP) round --config $(CONFIG)
+
+# STP vs expert iteration from the same start at equal proof budgets; held-out pass@k per round
+compare: setup
+	$(PY) scripts/compare_selfplay.py --config $(CONFIG) --rounds 3
 
 eval: setup
 	$(STP) eval --config $(CONFIG)

@@ -23,6 +23,7 @@ from stp.config import ConfigError, add_config_arguments, config_from_args, dump
 from stp.data import DataError
 from stp.eval.runner import EvaluationMismatch
 from stp.models.errors import MissingExtraError, TrainingOutputConflict
+from stp.selfplay.lock import RunLockedError
 from stp.verify.backends import VerifierUnavailableError
 
 # Modules with a `register(subparsers)` function, one per command group.
@@ -32,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stp.models.cli",
     "stp.verify.cli",
     "stp.eval.cli",
+    "stp.selfplay.cli",
 )
 
 # Errors a user can fix from the message alone: printed as one line, exit status 2.
@@ -43,6 +45,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     TrainingOutputConflict,
     VerifierUnavailableError,
     EvaluationMismatch,
+    RunLockedError,
 )
 
 

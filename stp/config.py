@@ -59,10 +59,70 @@ class RunConfig:
         "statements are sampled; parallel_sampling: a fixed model, no training.",
     )
     seed: int = _field(0, "Global random seed; a resumed run reproduces the same artifacts.")
+    corpus: str | None = _field(
+        "artifacts/rocq-corpus",
+        "Folder of an extracted Rocq corpus (`stp data extract-rocq`): its sft split feeds the "
+        "initial fine-tune and the round-0 seeds, its lemmas the conjecturer. Extracted on first "
+        "use when missing (rocq backend). None: no corpus (Lean runs start from an SFT model).",
+    )
+    corpus_modules: list[str] | None = _field(
+        None,
+        "Stdlib folders the corpus is extracted from on first use (e.g. [Arith, Lists]); "
+        "None: the extractor's default set.",
+    )
+    corpus_max_theorems: int | None = _field(
+        None, "Most stdlib theorems checked when the corpus is extracted on first use."
+    )
+    targets: list[str] = _field(
+        ["corpus:selfplay"],
+        "Statements the run tries to prove: corpus:<split> (the corpus' selfplay, unproved, "
+        "sft or heldout split), "
+        "<benchmark>:<split> (bundled, e.g. minif2f:valid), leanworkbook (hub), or a .jsonl file "
+        "of the benchmark schema.",
+    )
+    target_limit: int | None = _field(
+        None, "Keep only the first N target statements (small CPU runs)."
+    )
+    init_model: bool = _field(
+        False,
+        "Build base_model with `stp model init` on the corpus' corpus.txt when the folder is "
+        "missing (the offline tiny model).",
+    )
+    initial_sft: bool = _field(
+        False,
+        "Before round 0, fine-tune base_model on the corpus' sft proofs and conjecturer examples "
+        "(STP stage 1); rounds then start from that model.",
+    )
+    initial_sft_epochs: float | None = _field(
+        None, "Epochs of the initial fine-tune; None uses training.epochs."
+    )
+    initial_sft_learning_rate: float | None = _field(
+        None,
+        "Peak learning rate of the initial fine-tune (a model built from scratch wants more "
+        "than the rounds' fine-tunes); None uses training.learning_rate.",
+    )
+    torch_threads: int | None = _field(
+        None,
+        "CPU threads torch may use (None: torch's default, one per core). 1 is much faster for "
+        "the tiny model on a busy machine: OpenMP threads spin-wait when cores are shared.",
+    )
+    chunk_targets: int = _field(
+        64, "Targets per generation/verification chunk; a killed round resumes at a chunk."
+    )
 
     def validate(self) -> None:
         if not self.name or "/" in self.name:
             raise ConfigError(f"run.name: must be a non-empty name without '/', got {self.name!r}")
+        if not self.targets:
+            raise ConfigError("run.targets: name at least one set of target statements")
+        if self.target_limit is not None and self.target_limit < 1:
+            raise ConfigError(f"run.target_limit: must be >= 1, got {self.target_limit}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError(f"run.torch_threads: must be >= 1, got {self.torch_threads}")
+        if self.chunk_targets < 1:
+            raise ConfigError(f"run.chunk_targets: must be >= 1, got {self.chunk_targets}")
+        if (self.init_model or self.initial_sft) and self.corpus is None:
+            raise ConfigError("run.init_model/run.initial_sft: need run.corpus (a corpus folder)")
 
 
 @dataclass
@@ -173,9 +233,19 @@ class SelectionConfig:
         0.5,
         "Probability that a seed is paired with the trivial lemma instead of one its proof uses.",
     )
+    max_seeds: int | None = _field(
+        None, "Most seeds per round (a seeded random subset); None keeps every eligible seed."
+    )
+    conjectures_per_seed: int = _field(
+        1, "Conjecturer samples drawn per seed (before parsing and dedup)."
+    )
     max_conjectures: int = _field(2000, "Most new conjectures kept per round (after dedup).")
     proofs_per_statement: int = _field(32, "Proof attempts per target in each round.")
     proofs_per_statement_round0: int = _field(64, "Proof attempts per target in round 0.")
+    resample_pass_rate_max: float = _field(
+        0.25,
+        "Proved dataset statements are sampled again while their best pass rate is at most this.",
+    )
     window_low: float = _field(
         0.0, "Barely provable: a conjecture's pass rate must be above this (exclusive)."
     )
@@ -209,10 +279,27 @@ class SelectionConfig:
             "trivial_lemma_prob",
             "elegance_drop_fraction",
             "prover_pass_rate_max",
+            "resample_pass_rate_max",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"selection.{name}: must be in [0, 1], got {value}")
+        for name in (
+            "conjectures_per_seed",
+            "max_conjectures",
+            "proofs_per_statement",
+            "proofs_per_statement_round0",
+            "replay_rounds",
+            "final_max_proofs_per_statement",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"selection.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_seeds is not None and self.max_seeds < 1:
+            raise ConfigError(f"selection.max_seeds: must be >= 1, got {self.max_seeds}")
+        if self.conjecture_weight_cap <= 0 or self.length_penalty < 0:
+            raise ConfigError(
+                "selection.conjecture_weight_cap must be > 0 and selection.length_penalty >= 0"
+            )
 
 
 @dataclass

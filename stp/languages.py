@@ -132,10 +132,21 @@ class FormalLanguage:
         order of first use: ``Nat.add_comm``, ``le_n_S'``, ``Finset.sum_range_succ``."""
         return tuple(dict.fromkeys(_IDENTIFIER.findall(self.code(text))))
 
+    def statement_body(self, formal_statement: str) -> str:
+        """The statement without its keyword and name (``Theorem foo (n : nat) : P`` ->
+        ``(n : nat) : P``): statements that differ only in their names are the same."""
+        raise NotImplementedError
+
 
 class _Rocq(FormalLanguage):
     _NAME = re.compile(r"^\s*([A-Za-z_][\w']*)")
     _STRING = re.compile(r'"(?:[^"]|"")*"')  # in comment-free text; "" escapes a quote
+    _HEAD = re.compile(
+        r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Property)\s+[A-Za-z_][\w']*"
+    )
+
+    def statement_body(self, formal_statement: str) -> str:
+        return self._HEAD.sub("", formal_statement, count=1).strip()
 
     def code(self, text: str) -> str:
         return self._STRING.sub('""', rocq_strip_comments(text))
@@ -157,6 +168,11 @@ class _Rocq(FormalLanguage):
 
 class _Lean(FormalLanguage):
     _NAME = re.compile(r"^\s*([^\s(\[{:]+)")
+    _HEAD = re.compile(r"^\s*(?:theorem|lemma)\s+[^\s(\[{:]+")
+
+    def statement_body(self, formal_statement: str) -> str:
+        return self._HEAD.sub("", formal_statement, count=1).strip()
+
     _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
     _COMMENT = re.compile(r"/-|-/|--")
 

@@ -1,0 +1,1 @@
+"""Self-play rounds: seeds, conjectures, proof attempts, verification, selection, training."""

@@ -1,0 +1,133 @@
+"""What a run needs before its first round; each step skipped when already done.
+
+1. corpus: ``run.corpus`` is extracted from the Coq standard library when the folder is missing
+   (``stp data extract-rocq``; shared by every run that names the same folder);
+2. targets: the run's dataset statements, frozen in ``runs/<name>/targets.jsonl``;
+3. model: with ``run.init_model``, the offline tiny model is built on the corpus' corpus.txt
+   into ``run.base_model`` (into a temporary folder first, renamed when whole);
+4. initial fine-tune (STP stage 1, with ``run.initial_sft``): the base model is trained on the
+   corpus' sft proofs (prover examples) and its conjecturer examples, weight 1 each, into
+   ``runs/<name>/bootstrap/sft_model``; round 0 samples from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stp.artifacts import atomic_write_jsonl
+from stp.config import STPConfig
+from stp.languages import language
+from stp.selfplay.layout import RunLayout, stage_seed
+from stp.selfplay.stages import run_stage
+from stp.selfplay.targets import dataset_targets
+
+Log = Callable[[str], None]
+
+
+def ensure_corpus(config: STPConfig, log: Log) -> None:
+    if config.run.corpus is None:
+        return
+    folder = Path(config.run.corpus)
+    from stp.data.corpus import THEOREMS_FILE
+
+    if (folder / THEOREMS_FILE).is_file():
+        return
+    from stp.data.rocq_corpus import DEFAULT_MODULES, extract_rocq
+    from stp.verify import make_verifier
+
+    log(f"bootstrap: extracting the Rocq corpus into {folder} (first use)")
+    with make_verifier(config.verification) as verifier:
+        extract_rocq(
+            folder,
+            verifier,
+            modules=config.run.corpus_modules or DEFAULT_MODULES,
+            max_theorems=config.run.corpus_max_theorems,
+        )
+
+
+def ensure_base_model(config: STPConfig, log: Log) -> None:
+    target = Path(config.run.base_model)
+    if not config.run.init_model or (target / "config.json").is_file():
+        return
+    from stp.data.corpus import CORPUS_TEXT_FILE
+    from stp.models.tiny import TinyModelSpec, build_tiny_model
+
+    assert config.run.corpus is not None  # RunConfig.validate requires it with init_model
+    log(f"bootstrap: building the tiny model into {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+        built = build_tiny_model(
+            [Path(config.run.corpus) / CORPUS_TEXT_FILE],
+            Path(tmp) / "model",
+            TinyModelSpec(seed=config.run.seed),
+        )
+        if target.exists():  # a folder without config.json: a half-written leftover
+            shutil.rmtree(target)
+        built.rename(target)
+
+
+def sft_examples(config: STPConfig) -> list[dict[str, Any]]:
+    """STP stage 1 data: the corpus' sft proofs and its conjecturer examples."""
+    from stp.data.corpus import load_corpus
+
+    assert config.run.corpus is not None
+    corpus = load_corpus(config.run.corpus)
+    lang = language(config.verification.backend)
+    rows = []
+    for theorem in corpus.sft:
+        s = theorem.statement
+        rows.append(
+            {
+                "prompt": lang.prover_prompt(s.header, s.formal_statement, s.informal_statement),
+                "completion": lang.prover_completion(theorem.proof),
+                "weight": 1.0,
+            }
+        )
+    for example in corpus.conjecture_examples:
+        rows.append({"prompt": example.prompt(), "completion": example.completion(), "weight": 1.0})
+    return rows
+
+
+def bootstrap(config: STPConfig, layout: RunLayout, log: Log) -> None:
+    ensure_corpus(config, log)
+    run_stage(
+        layout.root,
+        "targets",
+        [layout.targets],
+        lambda: {"statements": atomic_write_jsonl(layout.targets, dataset_targets(config))},
+        log=lambda _: None,
+    )
+    ensure_base_model(config, log)
+    if not config.run.initial_sft:
+        return
+    directory = layout.bootstrap
+    examples = directory / "sft.jsonl"
+    out = directory / "sft_model"
+
+    def initial_fine_tune() -> dict[str, Any]:
+        from stp.selfplay.round import discard_finished_model, train_model
+
+        count = atomic_write_jsonl(examples, sft_examples(config))
+        log(f"bootstrap: initial fine-tune on {count} corpus examples")
+        discard_finished_model(out)
+        training = dataclasses.replace(
+            config.training,
+            epochs=config.run.initial_sft_epochs or config.training.epochs,
+            learning_rate=config.run.initial_sft_learning_rate or config.training.learning_rate,
+        )
+        sft_config = dataclasses.replace(config, training=training)
+        train_model(
+            config.run.base_model,
+            examples,
+            out,
+            sft_config,
+            stage_seed(config.run.seed, -1, "sft"),
+        )
+        return {"examples": count}
+
+    run_stage(directory, "sft", [examples, out], initial_fine_tune, log)
