@@ -36,7 +36,7 @@ round: setup
 compare: setup
 	$(PY) scripts/compare_selfplay.py --config $(CONFIG) --rounds 3
 
-eval: setup
+eval: setup  # pass@k of the run's newest model on evaluation.benchmark
 	$(STP) eval --config $(CONFIG)
 
 test: setup

@@ -361,7 +361,9 @@ class EvaluationConfig:
     k: list[int] = _field([1, 8], "k values reported for pass@k.")
     limit: int | None = _field(None, "Evaluate only the first N problems (smoke runs).")
     model: str | None = _field(
-        None, "Model to evaluate: a local folder or a hub id; null means run.base_model."
+        None,
+        "Model to evaluate: a local folder or a hub id; null means the run's newest model "
+        "(the last round's, else the initial fine-tune's, else run.base_model).",
     )
     output: str | None = _field(
         None,

@@ -21,7 +21,7 @@ from stp.artifacts import read_jsonl
 from stp.cli import main
 from stp.config import load_config
 from stp.selfplay.layout import RunLayout
-from stp.selfplay.round import advance
+from stp.selfplay.round import advance, current_model
 from stp.selfplay.stages import chunk_path, read_stage
 
 pytestmark = pytest.mark.slow
@@ -83,6 +83,13 @@ def test_two_rounds_write_every_artifact_and_the_run_table(played, capsys):
     # round 1 samples from what round 0 trained, or from the same model when nothing was learned
     train0 = read_stage(layout.round_dir(0), "train")
     assert train0 is not None and second["model"] == train0.info["model"]
+    # `stp eval` (and `make eval`) evaluate the model the next round would sample from
+    train1 = read_stage(layout.round_dir(1), "train")
+    assert train1 is not None
+    assert (
+        current_model(load_config(REPO / "configs" / "tiny-rocq.yaml", overrides(played, "a")))
+        == (train1.info["model"])
+    )
     for row in rows:
         targets = row["targets"]["dataset"] + row["targets"]["conjectures"]
         assert row["proofs_sampled"] == targets * row["k"]

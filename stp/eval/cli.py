@@ -25,11 +25,15 @@ from stp.eval.report import REPORT_MD, compare_markdown, load_report, write_repo
 from stp.eval.runner import default_output_dir, evaluate, load_benchmark_for_eval
 from stp.languages import language
 from stp.models.sampler import Sampler
+from stp.selfplay.round import current_model
 from stp.verify.types import Verifier
 
 # Short flag -> the config field it sets.
 SHORT_FLAGS: dict[str, tuple[str, str]] = {
-    "model": ("evaluation.model", "Model to evaluate: local folder or hub id."),
+    "model": (
+        "evaluation.model",
+        "Model to evaluate: local folder or hub id (default: the run's newest model).",
+    ),
     "benchmark": ("evaluation.benchmark", "Bundled benchmark name or a JSONL file path."),
     "split": ("evaluation.split", "Benchmark split (valid, test, ...)."),
     "prover": ("verification.backend", "Proof assistant: rocq or lean."),
@@ -59,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         language(prover)  # prompts and parsing exist for this proof assistant
     except ValueError as exc:
         raise ConfigError(f"--prover {prover}: {exc}") from exc
-    model = evaluation.model or config.run.base_model
+    model = evaluation.model or current_model(config)
     benchmark = load_benchmark_for_eval(
         evaluation.benchmark, evaluation.split, prover, evaluation.limit
     )

@@ -745,6 +745,14 @@ def model_for_round(config: STPConfig, layout: RunLayout, index: int) -> str:
     return str(info["model"])
 
 
+def current_model(config: STPConfig) -> str:
+    """The run's newest model: what its next round would sample from, once the run has
+    started (bootstrap done); before that, ``run.base_model``."""
+    layout = RunLayout.of(config)
+    model = model_for_round(config, layout, layout.next_round())
+    return model if Path(model).exists() else config.run.base_model
+
+
 def apply_torch_threads(config: STPConfig) -> None:
     if config.run.torch_threads is not None:
         import torch
