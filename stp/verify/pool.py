@@ -55,13 +55,18 @@ def default_workers(workers: int) -> int:
 
 class _JobQueue:
     """Pending jobs bucketed by header, so a worker keeps the header it has loaded, and a
-    worker whose header runs out moves to one no other worker is loading when there is one."""
+    worker whose header runs out moves to one no other worker is loading when there is one.
+    Within a header, the jobs of one statement come one after another (a worker may keep the
+    statement elaborated between them)."""
 
     def __init__(self, jobs: Sequence[VerifyJob]) -> None:
         self._lock = threading.Lock()
         self._by_header: dict[str, deque[int]] = {}
+        by_statement: dict[tuple[str, str], list[int]] = {}  # in the batch's order
         for index, job in enumerate(jobs):
-            self._by_header.setdefault(job.header, deque()).append(index)
+            by_statement.setdefault((job.header, job.formal_statement), []).append(index)
+        for (header, _), indices in by_statement.items():
+            self._by_header.setdefault(header, deque()).extend(indices)
         self._taken_by: dict[int, str] = {}  # slot id -> header of the last job it took
 
     def take(self, slot_id: int, header: str | None) -> int | None:
