@@ -280,6 +280,24 @@ def test_each_statement_is_elaborated_apart_from_the_others() -> None:
     }
 
 
+def test_headers_sharing_their_first_sentences_do_not_leak_into_each_other() -> None:
+    """A worker loads a header from the state after the sentences it shares with the last
+    one: what the longer header added is gone when a shorter one comes back."""
+    arith = "Require Import Arith.\n"
+    arith_lia = "Require Import Arith.\nRequire Import Lia.\n"
+    zarith = "Require Import ZArith.\nRequire Import Lia.\n"
+    with make_verifier(VerificationConfig(workers=1, timeout_s=5.0)) as verifier:
+        verdicts = [
+            r.verdict
+            for batch in ([arith, arith_lia], [arith], [zarith, arith_lia], [arith])
+            for r in verifier.verify(
+                [VerifyJob(f"{i}", h, NAT_STATEMENT, "lia.") for i, h in enumerate(batch)]
+            )
+        ]
+    failed, proved = Verdict.FAILED, Verdict.PROVED  # lia needs Require Import Lia
+    assert verdicts == [failed, proved, failed, proved, proved, failed]
+
+
 def _coqtop_children() -> set[int]:
     """Our child processes that run coqtop (from /proc: nothing is looked up by name)."""
     pids = set()

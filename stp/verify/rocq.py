@@ -1,6 +1,9 @@
 """Rocq (Coq) backend: warm ``coqtop -q -emacs`` workers, one job at a time each.
 
-A worker loads each header once and remembers the state number after it, and likewise
+A worker loads each header once and remembers the state number after it (and after each of
+its sentences: a header that starts with the same sentences as the last one loaded goes back
+to the state after them and loads only the rest, which is the state a load from scratch
+gives, since each sentence is run on the state its predecessors left), and likewise
 elaborates each statement once (step 1) and remembers the state with its proof just opened:
 the jobs of one statement run back to back from that state. A job is a few exchanges with coqtop, each ended by ``Check <marker>.`` with a fresh random marker: coqtop
 answers it with an error naming the marker, so the answer (and the prompt after it, which
@@ -335,6 +338,8 @@ class RocqWorker:
         self._header: str | None = None
         self._header_state = 0
         self._header_error = ""
+        # The sentences of the headers loaded in turn that still hold: each with its state.
+        self._loaded: list[tuple[str, int]] = []
         # The statement whose proof is open in the state jobs start from (step 1).
         self._statement: str | None = None
         self._statement_state = 0
@@ -374,7 +379,8 @@ class RocqWorker:
         )
 
     def _load_header(self, header: str) -> None:
-        """Make the post-``header`` state current (loading it once per worker)."""
+        """Make the post-``header`` state current (loading it once per worker, from the state
+        after the sentences it shares with the last header loaded)."""
         if self._coqtop is None:
             self._coqtop = _Coqtop(self._argv, self._root, self._config.memory_limit_mb)
             self._initial_state, _ = _prompt_state(
@@ -383,12 +389,26 @@ class RocqWorker:
         if header == self._header:
             return
         self._header = self._statement = None
-        output = self._coqtop.exchange(
-            f"BackTo {self._initial_state}.\n{header}", self._config.header_timeout_s
-        )
+        spans, _ = rocq_sentences(header)
+        sentences = [header[a:b] for a, b in spans]
+        shared = 0
+        while shared < min(len(sentences), len(self._loaded)) and (
+            sentences[shared] == self._loaded[shared][0]
+        ):
+            shared += 1
+        del self._loaded[shared:]  # gone with the BackTo below
+        base = self._loaded[-1][1] if self._loaded else self._initial_state
+        rest = header[spans[shared][0] :] if shared < len(spans) else ""
+        output = self._coqtop.exchange(f"BackTo {base}.\n{rest}", self._config.header_timeout_s)
         errors = [r for r in _responses(output) if _has_error(r)]
         self._header_error = _error_text(errors[0]) if errors else ""
         self._header_state, _ = _prompt_state(output)
+        # A prompt after the BackTo, after each sentence and after the marker: when coqtop read
+        # the sentences we split, the states after them can start a later header.
+        prompts = [_PROMPT_STATE.match(p) for p in _PROMPT.findall(output)]
+        if not errors and len(prompts) == len(sentences) - shared + 2 and all(prompts):
+            states = [int(p.group(1)) for p in prompts[1:-1] if p is not None]
+            self._loaded += zip(sentences[shared:], states, strict=True)
         self._header = header
 
     def check(self, job: VerifyJob) -> VerifyResult:
