@@ -1,15 +1,16 @@
 """Rocq (Coq) backend: warm ``coqtop -q -emacs`` workers, one job at a time each.
 
-A worker loads each header once and remembers the state number after it (and after each of
+A worker loads each header once and remembers the state number after it, and after each of
 its sentences: a header that starts with the same sentences as the last one loaded goes back
-to the state after them and loads only the rest, which is the state a load from scratch
-gives, since each sentence is run on the state its predecessors left), and likewise
-elaborates each statement once (step 1) and remembers the state with its proof just opened:
-the jobs of one statement run back to back from that state. A job is a few exchanges with coqtop, each ended by ``Check <marker>.`` with a fresh random marker: coqtop
-answers it with an error naming the marker, so the answer (and the prompt after it, which
-shows the state number and any open proof) marks where the output for our input ends. The
-proof text cannot know the marker, so however much it prints (``idtac`` prints anything, fake
-prompts and errors included) it cannot fake that prompt or anything after it.
+to the state after them and loads only the rest (the state a load from scratch gives: each
+sentence runs on the state its predecessors left). Likewise it elaborates each statement
+once (step 1) and remembers the state with its proof just opened; the pool hands it the jobs
+of one statement back to back. A job is a few exchanges with coqtop, each ended by
+``Check <marker>.`` with a fresh random marker: coqtop answers it with an error naming the
+marker, so the answer (and the prompt after it, which shows the state number and any open
+proof) marks where the output for our input ends. The proof text cannot know the marker, so
+however much it prints (``idtac`` prints anything, fake prompts and errors included) it
+cannot fake that prompt or anything after it.
 
 1. The statement, once per statement and worker, from the post-header state; no proof text
    has run, so every answer is trusted::
@@ -46,13 +47,15 @@ prompts and errors included) it cannot fake that prompt or anything after it.
 
 5. ``BackTo <post-statement state>``; the trusted prompt must show that state with the
    theorem's proof open, else the worker is retired. The next proof of the statement starts
-   from exactly the state the first one did (as every proof starts from the post-header
-   state: ``BackTo`` restores the whole environment, proof state included).
+   from exactly the state the first one did: ``BackTo`` restores the whole environment,
+   proof state included, and coqtop never reuses a state number (a proof's own ``BackTo``
+   to an earlier state discards ours, and then this step fails).
 
 coqtop runs in a fresh directory of its own (files a proof writes land there), emptied after
 every job. A proof still running at ``verification.timeout_s`` is interrupted (SIGINT,
-coqtop's Ctrl-C) and the worker goes back to step 5; one that does not come back within a few seconds is killed
-with its process group and replaced. Either way the verdict is ``timeout``.
+coqtop's Ctrl-C) and the worker goes back to step 5; one that does not come back within a
+few seconds is killed with its process group and replaced. Either way the verdict is
+``timeout``.
 
 Before any of this, ``screen_proof`` rejects proof text that is not made of tactic sentences
 (an allow-list of sentence shapes): a cheap, clear verdict for ``Admitted``, ``Axiom``,
