@@ -5,7 +5,10 @@
 
 The attempts are a realistic mix: miniF2F-Rocq valid statements whose header loads here, each
 with a few plausible tactic proofs (``lia.``, ``nia.``, ``intros; lra.``, ``reflexivity.``,
-...; most fail, some succeed), some garbage, and a few loops that time out.
+...; most fail, some succeed), some garbage, and a few loops that time out. A loop is a
+``repeat`` of a tactic that always makes progress, as a model's runaway ``repeat`` does: it
+never ends, in either mode, however fast the machine (a recursive Ltac loop would end in a
+stack overflow after about 5 s, a timeout or a failure depending on the machine's load).
 
 - warm: ``make_verifier`` with every soundness check on (``stp.verify.rocq``).
 - cold: per proof, ``coqc`` of the assembled file in a fresh directory; for a file that
@@ -61,7 +64,7 @@ PROOFS = (
     "intros; subst; nia.",
 )
 GARBAGE = ("intros. apply foo_bar.", "intros x y. lia", "split. -", "unfold not; eauto 7.")
-LOOP = "let rec loop x := (idtac; loop x) in loop 0."
+LOOP = "repeat pose proof I."
 
 
 def build_jobs(statements: int, per_statement: int, loops: int, seed: int) -> list[VerifyJob]:
