@@ -286,16 +286,17 @@ def test_headers_sharing_their_first_sentences_do_not_leak_into_each_other() -> 
     arith = "Require Import Arith.\n"
     arith_lia = "Require Import Arith.\nRequire Import Lia.\n"
     zarith = "Require Import ZArith.\nRequire Import Lia.\n"
+    unfinished = arith_lia.rstrip(".\n")  # the last sentence never ends: coqtop never runs it
     with make_verifier(VerificationConfig(workers=1, timeout_s=5.0)) as verifier:
         verdicts = [
             r.verdict
-            for batch in ([arith, arith_lia], [arith], [zarith, arith_lia], [arith])
+            for batch in ([arith, arith_lia], [arith], [zarith, arith_lia], [arith, unfinished])
             for r in verifier.verify(
                 [VerifyJob(f"{i}", h, NAT_STATEMENT, "lia.") for i, h in enumerate(batch)]
             )
         ]
     failed, proved = Verdict.FAILED, Verdict.PROVED  # lia needs Require Import Lia
-    assert verdicts == [failed, proved, failed, proved, proved, failed]
+    assert verdicts == [failed, proved, failed, proved, proved, failed, Verdict.VERIFIER_ERROR]
 
 
 def _coqtop_children() -> set[int]:

@@ -392,7 +392,11 @@ class RocqWorker:
         if header == self._header:
             return
         self._header = self._statement = None
-        spans, _ = rocq_sentences(header)
+        spans, unread = rocq_sentences(header)
+        if header[unread:].strip():  # coqtop would read our marker as the end of it
+            self._header_error = "it ends inside a sentence, comment or string"
+            self._header = header
+            return
         sentences = [header[a:b] for a, b in spans]
         shared = 0
         while shared < min(len(sentences), len(self._loaded)) and (
@@ -401,7 +405,7 @@ class RocqWorker:
             shared += 1
         del self._loaded[shared:]  # gone with the BackTo below
         base = self._loaded[-1][1] if self._loaded else self._initial_state
-        rest = header[spans[shared][0] :] if shared < len(spans) else ""
+        rest = header[spans[shared - 1][1] :] if shared else header
         output = self._coqtop.exchange(f"BackTo {base}.\n{rest}", self._config.header_timeout_s)
         errors = [r for r in _responses(output) if _has_error(r)]
         self._header_error = _error_text(errors[0]) if errors else ""
