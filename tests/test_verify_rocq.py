@@ -253,6 +253,52 @@ def test_jobs_with_different_headers_in_one_batch(verifier: Deduplicated) -> Non
     assert "NoSuchLibrary" in results[2].detail
 
 
+def test_each_statement_is_elaborated_apart_from_the_others() -> None:
+    """One worker takes the jobs of a statement one after another from the state with its
+    proof just opened: a statement that does not elaborate fails all its own jobs and no
+    other, and proofs of a statement never see another statement's proof state."""
+    other = "Theorem mul_one (n : nat) : n * 1 = n."
+    jobs = [
+        VerifyJob("bad1", NAT_HEADER, "Theorem x : no_such_thing.", "auto."),
+        nat_job("n1", "lia."),
+        VerifyJob("m1", NAT_HEADER, other, "lia."),
+        VerifyJob("bad2", NAT_HEADER, "Theorem x : no_such_thing.", "lia."),
+        nat_job("n2", "intros. reflexivity."),
+        VerifyJob("m2", NAT_HEADER, other, "induction n; simpl; lia."),
+        nat_job("n3", "induction n; simpl; congruence."),
+    ]
+    with make_verifier(VerificationConfig(workers=1, timeout_s=5.0)) as verifier:
+        verdicts = {r.id: r.verdict for r in verifier.verify(jobs)}
+    assert verdicts == {
+        "bad1": Verdict.VERIFIER_ERROR,
+        "bad2": Verdict.VERIFIER_ERROR,
+        "n1": Verdict.PROVED,
+        "n2": Verdict.FAILED,
+        "n3": Verdict.PROVED,
+        "m1": Verdict.PROVED,
+        "m2": Verdict.PROVED,
+    }
+
+
+def test_headers_sharing_their_first_sentences_do_not_leak_into_each_other() -> None:
+    """A worker loads a header from the state after the sentences it shares with the last
+    one: what the longer header added is gone when a shorter one comes back."""
+    arith = "Require Import Arith.\n"
+    arith_lia = "Require Import Arith.\nRequire Import Lia.\n"
+    zarith = "Require Import ZArith.\nRequire Import Lia.\n"
+    unfinished = arith_lia.rstrip(".\n")  # the last sentence never ends: coqtop never runs it
+    with make_verifier(VerificationConfig(workers=1, timeout_s=5.0)) as verifier:
+        verdicts = [
+            r.verdict
+            for batch in ([arith, arith_lia], [arith], [zarith, arith_lia], [arith, unfinished])
+            for r in verifier.verify(
+                [VerifyJob(f"{i}", h, NAT_STATEMENT, "lia.") for i, h in enumerate(batch)]
+            )
+        ]
+    failed, proved = Verdict.FAILED, Verdict.PROVED  # lia needs Require Import Lia
+    assert verdicts == [failed, proved, failed, proved, proved, failed, Verdict.VERIFIER_ERROR]
+
+
 def _coqtop_children() -> set[int]:
     """Our child processes that run coqtop (from /proc: nothing is looked up by name)."""
     pids = set()
@@ -342,7 +388,7 @@ def test_trusted_checks_reject_what_the_screen_would_have_caught(
     assert results["guard"].verdict is Verdict.UNSOUND
     assert results["quit"].verdict is Verdict.VERIFIER_ERROR
     assert results["after"].verdict is Verdict.PROVED
-    # Extraction wrote into the job's own directory, which is gone: the proof itself is fine.
+    # Extraction wrote into coqtop's own directory, emptied after the job: the proof is fine.
     assert results["extraction"].verdict is Verdict.PROVED
     assert not (Path.cwd() / "f.ml").exists() and not (ROOT / "f.ml").exists()
 

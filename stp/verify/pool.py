@@ -4,6 +4,7 @@ A backend supplies a ``Worker``: one warm proof-assistant process that checks on
 time and says when its state can no longer be trusted. The pool runs one thread per worker
 (the work happens in the subprocesses; the threads only feed pipes), hands each worker jobs
 with the header it has loaded when there are any (loading a header is the expensive part),
+else with the header that starts most like it (a backend may load only the rest),
 and retires a worker after ``jobs_per_worker`` jobs or as soon as it reports itself
 unhealthy (timeout, crash, state not restored). Workers stay warm across ``verify`` calls
 until ``close``; when a batch needs fewer workers than the pool has, those warm with its
@@ -53,15 +54,30 @@ def default_workers(workers: int) -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def _shared_start(a: str, b: str) -> int:
+    """How many characters ``a`` and ``b`` share at their start."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class _JobQueue:
     """Pending jobs bucketed by header, so a worker keeps the header it has loaded, and a
-    worker whose header runs out moves to one no other worker is loading when there is one."""
+    worker whose header runs out moves to one no other worker is loading when there is one.
+    Within a header, the jobs of one statement come one after another (a worker may keep the
+    statement elaborated between them)."""
 
     def __init__(self, jobs: Sequence[VerifyJob]) -> None:
         self._lock = threading.Lock()
         self._by_header: dict[str, deque[int]] = {}
+        by_statement: dict[tuple[str, str], list[int]] = {}  # in the batch's order
         for index, job in enumerate(jobs):
-            self._by_header.setdefault(job.header, deque()).append(index)
+            by_statement.setdefault((job.header, job.formal_statement), []).append(index)
+        for (header, _), indices in by_statement.items():
+            self._by_header.setdefault(header, deque()).extend(indices)
         self._taken_by: dict[int, str] = {}  # slot id -> header of the last job it took
 
     def take(self, slot_id: int, header: str | None) -> int | None:
@@ -74,9 +90,14 @@ class _JobQueue:
                 if not live:
                     self._taken_by.pop(slot_id, None)
                     return None
-                # Biggest first: it amortises the header load best; a header another worker
-                # has loaded only when nothing else is left.
-                header, bucket = max(live, key=lambda hb: (hb[0] not in busy, len(hb[1])))
+                # A header another worker has loaded only when nothing else is left; then the
+                # one that shares the longest start with this slot's (a worker may load only
+                # the rest), then the biggest: it amortises the header load best.
+                current = header or ""
+                header, bucket = max(
+                    live,
+                    key=lambda hb: (hb[0] not in busy, _shared_start(hb[0], current), len(hb[1])),
+                )
             assert header is not None
             self._taken_by[slot_id] = header
             return bucket.popleft()

@@ -1,21 +1,29 @@
 """Rocq (Coq) backend: warm ``coqtop -q -emacs`` workers, one job at a time each.
 
-A worker loads each header once and remembers the state number after it. A job is a few
-exchanges with coqtop, each ended by ``Check <marker>.`` with a fresh random marker: coqtop
-answers it with an error naming the marker, so the answer (and the prompt after it, which
-shows the state number and any open proof) marks where the output for our input ends. The
-proof text cannot know the marker, so however much it prints (``idtac`` prints anything, fake
-prompts and errors included) it cannot fake that prompt or anything after it.
+A worker loads each header once and remembers the state number after it, and after each of
+its sentences: a header that starts with the same sentences as the last one loaded goes back
+to the state after them and loads only the rest (the state a load from scratch gives: each
+sentence runs on the state its predecessors left). Likewise it elaborates each statement
+once (step 1) and remembers the state with its proof just opened; the pool hands it the jobs
+of one statement back to back. A job is a few exchanges with coqtop, each ended by
+``Check <marker>.`` with a fresh random marker: coqtop answers it with an error naming the
+marker, so the answer (and the prompt after it, which shows the state number and any open
+proof) marks where the output for our input ends. The proof text cannot know the marker, so
+however much it prints (``idtac`` prints anything, fake prompts and errors included) it
+cannot fake that prompt or anything after it.
 
-1. The statement; no proof text has run, so every answer is trusted::
+1. The statement, once per statement and worker, from the post-header state; no proof text
+   has run, so every answer is trusted::
 
-       Cd "<fresh job dir>".                 (files the proof writes land there; removed after)
+       BackTo <post-header state>.
        Definition stp_stmt_<n> := (<dataset statement as one type>).
        Module Cand_<n>.
        <dataset statement>
        Proof.
 
-   An error here means the statement itself does not elaborate: ``verifier_error``.
+   An error here means the statement itself does not elaborate: ``verifier_error`` (for
+   every job of that statement). Otherwise the trusted prompt gives the post-statement state:
+   the theorem's proof open, nothing else run since the header.
 
 2. ``<proof text> Qed.``: the trusted prompt says whether a proof is still open (Qed did not
    go through: ``failed``, the common case, which costs no more exchanges). The proof's own
@@ -37,12 +45,17 @@ prompts and errors included) it cannot fake that prompt or anything after it.
    qualified standard-library axioms from ``ALLOWED_AXIOMS`` pass (a user ``Axiom classic``
    resolves to ``Top.Cand_<n>.classic``).
 
-5. ``BackTo <post-header state>``; the trusted prompt must show that state with no open proof,
-   else the worker is retired.
+5. ``BackTo <post-statement state>``; the trusted prompt must show that state with the
+   theorem's proof open, else the worker is retired. The next proof of the statement starts
+   from exactly the state the first one did: ``BackTo`` restores the whole environment,
+   proof state included, and coqtop never reuses a state number (a proof's own ``BackTo``
+   to an earlier state discards ours, and then this step fails).
 
-A proof still running at ``verification.timeout_s`` is interrupted (SIGINT, coqtop's Ctrl-C)
-and the worker goes back to step 5; one that does not come back within a few seconds is killed
-with its process group and replaced. Either way the verdict is ``timeout``.
+coqtop runs in a fresh directory of its own (files a proof writes land there), emptied after
+every job. A proof still running at ``verification.timeout_s`` is interrupted (SIGINT,
+coqtop's Ctrl-C) and the worker goes back to step 5; one that does not come back within a
+few seconds is killed with its process group and replaced. Either way the verdict is
+``timeout``.
 
 Before any of this, ``screen_proof`` rejects proof text that is not made of tactic sentences
 (an allow-list of sentence shapes): a cheap, clear verdict for ``Admitted``, ``Axiom``,
@@ -52,6 +65,7 @@ what makes the check sound; the questions above are.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -99,7 +113,7 @@ _MAX_MESSAGES = 10
 _MAX_MESSAGE_CHARS = 2000
 
 _PROMPT = re.compile(r"<prompt>(.*?)</prompt>", re.S)
-_PROMPT_STATE = re.compile(r"^\S+ < (\d+) \|([^|]*)\| \d+ < $")
+_PROMPT_STATE = re.compile(r"^\S+ < (\d+) \|([^|]*)\| \d+ < $")  # state, open proofs
 _TAG = re.compile(r"</?(?:infomsg|warning)>")
 _INFOMSG = re.compile(r"<infomsg>.*?</infomsg>", re.S)
 _LOCATION = re.compile(r"Toplevel input, characters (\d+)-(\d+):")
@@ -205,13 +219,13 @@ def _responses(output: str) -> list[str]:
     return _PROMPT.split(output)[0::2][:-2]
 
 
-def _prompt_state(output: str, index: int = -1) -> tuple[int, bool]:
-    """(state number, whether a proof is open) from the prompt at ``index`` in ``output``."""
+def _prompt_state(output: str) -> tuple[int, str]:
+    """(state number, the open proof's name or "") from the last prompt in ``output``."""
     prompts = _PROMPT.findall(output)
-    match = _PROMPT_STATE.match(prompts[index]) if prompts else None
+    match = _PROMPT_STATE.match(prompts[-1]) if prompts else None
     if match is None:
-        raise _Crashed(f"unexpected coqtop prompt: {prompts[index:][:1]}")
-    return int(match.group(1)), bool(match.group(2))
+        raise _Crashed(f"unexpected coqtop prompt: {prompts[-1:]}")
+    return int(match.group(1)), match.group(2)
 
 
 def _has_error(response: str) -> bool:
@@ -327,6 +341,13 @@ class RocqWorker:
         self._header: str | None = None
         self._header_state = 0
         self._header_error = ""
+        # The sentences of the headers loaded in turn that still hold: each with its state.
+        self._loaded: list[tuple[str, int]] = []
+        # The statement whose proof is open in the state jobs start from (step 1).
+        self._statement: str | None = None
+        self._statement_state = 0
+        self._statement_error = ""  # it does not elaborate: the worker stays at the header
+        self._module = self._stmt = ""
         self._healthy = True
 
     @property
@@ -361,7 +382,8 @@ class RocqWorker:
         )
 
     def _load_header(self, header: str) -> None:
-        """Make the post-``header`` state current (loading it once per worker)."""
+        """Make the post-``header`` state current (loading it once per worker, from the state
+        after the sentences it shares with the last header loaded)."""
         if self._coqtop is None:
             self._coqtop = _Coqtop(self._argv, self._root, self._config.memory_limit_mb)
             self._initial_state, _ = _prompt_state(
@@ -369,13 +391,31 @@ class RocqWorker:
             )
         if header == self._header:
             return
-        self._header = None
-        output = self._coqtop.exchange(
-            f"BackTo {self._initial_state}.\n{header}", self._config.header_timeout_s
-        )
+        self._header = self._statement = None
+        spans, unread = rocq_sentences(header)
+        if header[unread:].strip():  # coqtop would read our marker as the end of it
+            self._header_error = "it ends inside a sentence, comment or string"
+            self._header = header
+            return
+        sentences = [header[a:b] for a, b in spans]
+        shared = 0
+        while shared < min(len(sentences), len(self._loaded)) and (
+            sentences[shared] == self._loaded[shared][0]
+        ):
+            shared += 1
+        del self._loaded[shared:]  # gone with the BackTo below
+        base = self._loaded[-1][1] if self._loaded else self._initial_state
+        rest = header[spans[shared - 1][1] :] if shared else header
+        output = self._coqtop.exchange(f"BackTo {base}.\n{rest}", self._config.header_timeout_s)
         errors = [r for r in _responses(output) if _has_error(r)]
         self._header_error = _error_text(errors[0]) if errors else ""
         self._header_state, _ = _prompt_state(output)
+        # A prompt after the BackTo, after each sentence and after the marker: when coqtop read
+        # the sentences we split, the states after them can start a later header.
+        prompts = [_PROMPT_STATE.match(p) for p in _PROMPT.findall(output)]
+        if not errors and len(prompts) == len(sentences) - shared + 2 and all(prompts):
+            states = [int(p.group(1)) for p in prompts[1:-1] if p is not None]
+            self._loaded += zip(sentences[shared:], states, strict=True)
         self._header = header
 
     def check(self, job: VerifyJob) -> VerifyResult:
@@ -401,11 +441,18 @@ class RocqWorker:
                 start,
                 detail=f"the header does not load: {self._header_error}",
             )
-        job_dir = tempfile.mkdtemp(dir=self._root)
         try:
-            return self._check_in(job, statement, job_dir, start)
+            if not self._enter_statement(job, statement):
+                return self._result(
+                    job,
+                    Verdict.VERIFIER_ERROR,
+                    start,
+                    detail=f"the statement does not elaborate: {self._statement_error}",
+                )
+            return self._check_in(job, statement, start)
         except _Timeout as exc:
-            if not (exc.recovered and self._restore()):
+            entered = self._statement == job.formal_statement and not self._statement_error
+            if not (exc.recovered and self._restore(statement.name if entered else "")):
                 self.close()
             return self._result(
                 job,
@@ -417,55 +464,61 @@ class RocqWorker:
             self.close()
             return self._result(job, Verdict.VERIFIER_ERROR, start, detail=f"coqtop: {exc}")
         finally:
-            shutil.rmtree(job_dir, ignore_errors=True)
+            if self._coqtop is not None:  # close() removed the directory
+                _empty_directory(self._root)
 
-    def _check_in(
-        self, job: VerifyJob, statement: ParsedStatement, job_dir: str, start: float
-    ) -> VerifyResult:
-        result = self._run_job(job, statement, job_dir, start)
-        if not self._restore():
+    def _enter_statement(self, job: VerifyJob, statement: ParsedStatement) -> bool:
+        """1. Make the post-statement state current, elaborating the statement when it is not
+        the one the last job restored to; False (with ``_statement_error`` set, back at the
+        post-header state) when it does not elaborate."""
+        assert self._coqtop is not None
+        if job.formal_statement == self._statement:
+            return not self._statement_error
+        self._statement, self._statement_error = None, ""  # until the trusted prompt answers
+        nonce = secrets.token_hex(8)
+        module, stmt = f"Cand_{nonce}", f"stp_stmt_{nonce}"
+        output = self._coqtop.exchange(
+            f"BackTo {self._header_state}.\nDefinition {stmt} := ({statement.type}).\n"
+            f"Module {module}.\n{job.formal_statement}\nProof.",
+            self._config.timeout_s,
+        )
+        errors = [r for r in _responses(output) if _has_error(r)]
+        state, open_proof = _prompt_state(output)
+        if errors or open_proof != statement.name:
+            self._statement_error = _error_text(errors[0]) if errors else "no proof opened"
+            if not self._restore():
+                raise _Crashed("could not return to the post-header state")
+        else:
+            self._statement_state, self._module, self._stmt = state, module, stmt
+        self._statement = job.formal_statement
+        return not self._statement_error
+
+    def _check_in(self, job: VerifyJob, statement: ParsedStatement, start: float) -> VerifyResult:
+        result = self._run_job(job, statement, start)
+        if not self._restore(statement.name):
             self._healthy = False
         return result
 
-    def _restore(self) -> bool:
-        """5. Back to the post-header state; True when the trusted prompt shows it."""
+    def _restore(self, open_proof: str = "") -> bool:
+        """5. Back to the post-statement state (the post-header state when ``open_proof`` is
+        empty); True when the trusted prompt shows that state with that proof open."""
         assert self._coqtop is not None
+        target = self._statement_state if open_proof else self._header_state
         try:
-            output = self._coqtop.exchange(
-                f"BackTo {self._header_state}.", self._config.header_timeout_s
-            )
-            return _prompt_state(output) == (self._header_state, False)
+            output = self._coqtop.exchange(f"BackTo {target}.", self._config.header_timeout_s)
+            return _prompt_state(output) == (target, open_proof)
         except (_Timeout, _Crashed):
             return False
 
-    def _run_job(
-        self, job: VerifyJob, statement: ParsedStatement, job_dir: str, start: float
-    ) -> VerifyResult:
+    def _run_job(self, job: VerifyJob, statement: ParsedStatement, start: float) -> VerifyResult:
         assert self._coqtop is not None
         coqtop = self._coqtop
-        timeout = self._config.timeout_s
-        began = time.perf_counter()  # the header load does not count against the proof
-        nonce = secrets.token_hex(8)
-        module, stmt, chk = f"Cand_{nonce}", f"stp_stmt_{nonce}", f"stp_chk_{nonce}"
-
-        # 1. The statement, elaborated before any proof text runs.
-        output = coqtop.exchange(
-            f'Cd "{job_dir}".\nDefinition {stmt} := ({statement.type}).\n'
-            f"Module {module}.\n{job.formal_statement}\nProof.",
-            timeout,
-        )
-        errors = [r for r in _responses(output) if _has_error(r)]
-        if errors:
-            return self._result(
-                job,
-                Verdict.VERIFIER_ERROR,
-                start,
-                detail=f"the statement does not elaborate: {_error_text(errors[0])}",
-            )
+        timeout = self._config.timeout_s  # the header and statement do not count against it
+        module, stmt, chk = self._module, self._stmt, f"stp_chk_{secrets.token_hex(8)}"
 
         # 2. The proof. Only the prompt after the marker is trusted: is a proof still open?
         sent = f"{job.proof}\nQed."
-        output = coqtop.exchange(sent, timeout - (time.perf_counter() - began))
+        output = coqtop.exchange(sent, timeout)
         responses = _responses(output)
         messages = _messages(job.proof, sent, responses)
         if any(_OUT_OF_MEMORY in r for r in responses):
@@ -522,6 +575,16 @@ class RocqWorker:
                 job, Verdict.FAILED, start, "the proof raised errors", messages, axioms
             )
         return self._result(job, Verdict.PROVED, start, "", messages, axioms)
+
+
+def _empty_directory(path: str) -> None:
+    """Remove what a proof wrote in coqtop's directory (coqtop's working directory stays)."""
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
 
 
 def parse_assumptions(response: str) -> tuple[list[str], str]:
