@@ -22,6 +22,7 @@ statement (the "conjecture") after the keyword the prompt ends with.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 FENCE = "```"
@@ -131,6 +132,11 @@ class FormalLanguage:
         """The possibly qualified identifiers ``text`` names outside comments and strings, in
         order of first use: ``Nat.add_comm``, ``le_n_S'``, ``Finset.sum_range_succ``."""
         return tuple(dict.fromkeys(_IDENTIFIER.findall(self.code(text))))
+
+    def cited(self, proof: str, names: Iterable[str]) -> str | None:
+        """The first of ``names`` that ``proof`` cites, or None."""
+        wanted = set(names)
+        return next((name for name in self.identifiers(proof) if name in wanted), None)
 
     def statement_body(self, formal_statement: str) -> str:
         """The statement without its keyword and name (``Theorem foo (n : nat) : P`` ->

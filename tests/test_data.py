@@ -74,6 +74,10 @@ def _row(**over):
             r"bad\.jsonl:2: field 'informal_proof' must be a string or null",
         ),
         (json.dumps([1, 2]), r"bad\.jsonl:2: expected a JSON object"),
+        (
+            json.dumps(_row(forbidden_names="x")),
+            r"bad\.jsonl:2: field 'forbidden_names' must be a list",
+        ),
     ],
 )
 def test_malformed_rows_name_file_line_and_field(tmp_path, line, pattern):
@@ -81,6 +85,15 @@ def test_malformed_rows_name_file_line_and_field(tmp_path, line, pattern):
     path.write_text(json.dumps(_row()) + "\n" + line + "\n")
     with pytest.raises(DataError, match=pattern):
         load_statements(path, "rocq")
+
+
+def test_forbidden_names_are_read_when_present(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text(
+        json.dumps(_row(forbidden_names=["Nat.add_0_r"])) + "\n" + json.dumps(_row(name="u")) + "\n"
+    )
+    first, second = load_statements(path, "rocq")
+    assert first.forbidden_names == ("Nat.add_0_r",) and second.forbidden_names == ()
 
 
 def test_leanworkbook_loader_on_local_file(tmp_path):

@@ -394,3 +394,22 @@ def test_stp_eval_on_lean_minif2f_where_lean_is_installed(tmp_path):
                  "--output", str(out), "--set", "sampling.max_new_tokens=16"]) == 0  # fmt: skip
     report = load_report(out)
     assert report["attempts"] == 2 and report["quoted"] and report["assistant_versions"]
+
+
+def test_proofs_citing_the_targets_own_library_copy_do_not_count(tmp_path):
+    """Held-out corpus rows name the library copy the header loads; citing it is unsound."""
+    row = {
+        "name": "stp_add_0_r",
+        "split": "heldout",
+        "source": "coq-stdlib",
+        "header": HEADER,
+        "formal_statement": "Theorem stp_add_0_r : forall n : nat, n + 0 = n.",
+        "forbidden_names": ["add_0_r", "Nat.add_0_r", "Coq.Arith.PeanoNat.Nat.add_0_r"],
+    }
+    path = tmp_path / "heldout.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    config = _config("evaluation.samples=2", "evaluation.k=[1]")
+    benchmark = load_benchmark_for_eval(str(path), None, "rocq")
+    prover = ScriptedProver(["exact Nat.add_0_r.", "intros n. lia."])
+    report = _run(config, benchmark, tmp_path / "out", lambda: prover)
+    assert report["verdicts"]["unsound"] == 1 and report["verdicts"]["proved"] == 1

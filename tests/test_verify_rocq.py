@@ -124,6 +124,18 @@ def test_qualified_tactic_names_are_checked_not_rejected(verifier: Deduplicated)
     assert verifier.verify([job])[0].verdict is Verdict.PROVED
 
 
+def test_citing_a_forbidden_name_is_unsound_and_keyed_apart(verifier: Deduplicated) -> None:
+    forbidden = ("add_0_r", "Nat.add_0_r")
+    jobs = [
+        VerifyJob("cites", NAT_HEADER, NAT_STATEMENT, "intros. apply Nat.add_0_r.", forbidden),
+        VerifyJob("free", NAT_HEADER, NAT_STATEMENT, "intros. apply Nat.add_0_r."),
+        VerifyJob("other", NAT_HEADER, NAT_STATEMENT, "intros. lia.", forbidden),
+    ]
+    cites, free, other = verifier.verify(jobs)
+    assert cites.verdict is Verdict.UNSOUND and "Nat.add_0_r" in cites.detail
+    assert free.verdict is Verdict.PROVED and other.verdict is Verdict.PROVED
+
+
 def test_real_number_proofs_use_allowed_stdlib_axioms(verifier: Deduplicated) -> None:
     [result] = verifier.verify([VerifyJob("r", REAL_HEADER, REAL_STATEMENT, "intros. lra.")])
     assert result.verdict is Verdict.PROVED, result.detail

@@ -38,6 +38,8 @@ class Statement:
     formal_statement: str
     informal_statement: str | None = None
     informal_proof: str | None = None
+    # Names a proof of it may not cite (a corpus theorem's own library copy); see VerifyJob.
+    forbidden_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,11 @@ def _statement_from_row(row: Any, prover: str, where: str) -> Statement:
     for key in _OPTIONAL:
         if row.get(key) is not None and not isinstance(row[key], str):
             raise DataError(f"{where}: field {key!r} must be a string or null, got {row[key]!r}")
+    forbidden = row.get("forbidden_names", [])
+    if not isinstance(forbidden, list) or not all(isinstance(n, str) for n in forbidden):
+        raise DataError(
+            f"{where}: field 'forbidden_names' must be a list of names, got {forbidden!r}"
+        )
     return Statement(
         name=row["name"],
         prover=prover,
@@ -94,6 +101,7 @@ def _statement_from_row(row: Any, prover: str, where: str) -> Statement:
         formal_statement=row["formal_statement"],
         informal_statement=row.get("informal_statement"),
         informal_proof=row.get("informal_proof"),
+        forbidden_names=tuple(forbidden),
     )
 
 

@@ -225,8 +225,7 @@ def lemmas_used(proof: str, index: Mapping[str, Lemma], prover: str = "rocq") ->
 
 def cites_target(proof: str, theorem: ProvedTheorem) -> bool:
     """Whether ``proof`` names the library's own copy of ``theorem`` (which its header loads)."""
-    forbidden = set(theorem.forbidden_names)
-    return any(name in forbidden for name in identifiers(proof, theorem.statement.prover))
+    return language(theorem.statement.prover).cited(proof, theorem.forbidden_names) is not None
 
 
 # ------------------------------------------------------------------------------ splits

@@ -642,7 +642,10 @@ class VerdictCache:
 
     @staticmethod
     def key(job: VerifyJob) -> str:
-        return hashlib.sha256("\x00".join(job.key()).encode()).hexdigest()
+        header, statement, proof, forbidden = job.key()
+        return hashlib.sha256(
+            "\x00".join((header, statement, proof, *forbidden)).encode()
+        ).hexdigest()
 
     def get(self, job: VerifyJob) -> str | None:
         return self.verdicts.get(self.key(job))

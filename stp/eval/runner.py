@@ -416,7 +416,15 @@ def _verify_batch(
         for sample, completion in enumerate(completions):
             proof = lang.parse_proof(completion["text"], statement.formal_statement)
             attempt_id = f"{statement.name}#{sample}"
-            jobs.append(VerifyJob(attempt_id, statement.header, statement.formal_statement, proof))
+            jobs.append(
+                VerifyJob(
+                    attempt_id,
+                    statement.header,
+                    statement.formal_statement,
+                    proof,
+                    statement.forbidden_names,
+                )
+            )
             meta.append((statement.name, sample, completion["num_tokens"]))
     started = time.monotonic()
     results = verifier.verify(jobs)

@@ -355,6 +355,9 @@ class LeanWorker:
             )
 
         reason = banned_text(job.proof)
+        cited = LEAN.cited(job.proof, job.forbidden_names)
+        if cited is not None:
+            reason = f"the proof cites {cited}, the target's own library copy"
         if reason is not None:
             return result(Verdict.UNSOUND, reason)
         name = lean_declaration_name(job.formal_statement)

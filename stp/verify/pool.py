@@ -242,7 +242,7 @@ class Deduplicated:
     def verify(
         self, jobs: Sequence[VerifyJob], progress: Callable[[int], None] | None = None
     ) -> list[VerifyResult]:
-        first: dict[tuple[str, str, str], int] = {}
+        first: dict[tuple[str, str, str, tuple[str, ...]], int] = {}
         unique: list[VerifyJob] = []
         for job in jobs:
             key = job.key()

@@ -79,7 +79,7 @@ import time
 from dataclasses import dataclass
 
 from stp.config import VerificationConfig
-from stp.languages import rocq_sentences, rocq_strip_comments
+from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
 from stp.verify.backends import VerifierUnavailableError
 from stp.verify.pool import PoolVerifier, default_workers
 from stp.verify.process import kill_group, spawn
@@ -421,6 +421,9 @@ class RocqWorker:
     def check(self, job: VerifyJob) -> VerifyResult:
         start = time.perf_counter()
         screened = screen_proof(job.proof)
+        cited = ROCQ.cited(job.proof, job.forbidden_names)
+        if cited is not None:
+            screened = (Verdict.UNSOUND, f"the proof cites {cited}, the target's own library copy")
         if screened is not None:
             return self._result(job, screened[0], start, detail=screened[1])
         try:

@@ -30,10 +30,13 @@ class VerifyJob:
     header: str
     formal_statement: str
     proof: str
+    # Names the proof may not cite: the target's own library copy, which the header loads
+    # (a corpus theorem restated under a fresh name would otherwise be `exact <original>.`).
+    forbidden_names: tuple[str, ...] = ()
 
-    def key(self) -> tuple[str, str, str]:
+    def key(self) -> tuple[str, str, str, tuple[str, ...]]:
         """Identical keys are checked once and the result fanned out."""
-        return (self.header, self.formal_statement, self.proof)
+        return (self.header, self.formal_statement, self.proof, self.forbidden_names)
 
 
 @dataclass(frozen=True, slots=True)
