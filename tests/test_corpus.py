@@ -34,14 +34,14 @@ def theorem(name: str, split: str, proof: str = "intros. apply Nat.add_comm.") -
             source="coq-stdlib",
             header=HEADER,
             formal_statement=f"Theorem {name} : forall n m : nat, n + m = m + n.",
+            forbidden_names=(
+                "add_comm_swap",
+                "Nat.add_comm_swap",
+                "Coq.Arith.PeanoNat.Nat.add_comm_swap",
+            ),
         ),
         proof=proof,
         lemmas=(ADD_COMM,),
-        forbidden_names=(
-            "add_comm_swap",
-            "Nat.add_comm_swap",
-            "Coq.Arith.PeanoNat.Nat.add_comm_swap",
-        ),
     )
 
 
@@ -73,9 +73,8 @@ def test_corpus_round_trip(tmp_path):
     # The heldout split is also a benchmark file `stp eval --benchmark` reads.
     heldout = load_statements(tmp_path / "heldout.jsonl", "rocq")
     # ... with the names a proof may not cite, which the evaluation passes to the verifier
-    assert heldout == (
-        dataclasses.replace(theorems[2].statement, forbidden_names=theorems[2].forbidden_names),
-    )
+    assert heldout == (theorems[2].statement,)
+    assert heldout[0].forbidden_names == theorems[2].forbidden_names
     (row,) = [json.loads(line) for line in (tmp_path / "heldout.jsonl").read_text().splitlines()]
     assert row["forbidden_names"] == list(theorems[2].forbidden_names)
 

@@ -156,3 +156,22 @@ def test_stp_round_with_a_missing_model_fails_with_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert "run.base_model" in err and "stp model init" in err
     assert not (tmp_path / "tiny-rocq").exists()  # nothing was started
+
+
+def test_targets_from_a_statement_file_keep_their_forbidden_names(tmp_path):
+    from stp.config import load_config
+    from stp.selfplay.targets import dataset_targets
+
+    row = {
+        "name": "stp_add_0_r",
+        "split": "heldout",
+        "source": "coq-stdlib",
+        "header": "Require Import Arith.\n",
+        "formal_statement": "Theorem stp_add_0_r : forall n : nat, n + 0 = n.",
+        "forbidden_names": ["Nat.add_0_r"],
+    }
+    path = tmp_path / "heldout.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    config = load_config(None, [f"run.targets=[{path}]", "run.corpus=null"])
+    (target,) = dataset_targets(config)
+    assert target["forbidden"] == ["Nat.add_0_r"]

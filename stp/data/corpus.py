@@ -80,13 +80,16 @@ class ProvedTheorem:
     ``language(statement.prover).assemble(header, formal_statement, proof)``.
 
     ``statement.split`` is one of ``SPLITS``; ``lemmas`` are the library lemmas the proof cites;
-    ``forbidden_names`` are the target's own library names (short and qualified) that a proof
-    of it must not cite."""
+    ``statement.forbidden_names`` are the target's own library names (short and qualified)
+    that a proof of it must not cite."""
 
     statement: Statement
     proof: str
     lemmas: tuple[Lemma, ...]
-    forbidden_names: tuple[str, ...]
+
+    @property
+    def forbidden_names(self) -> tuple[str, ...]:
+        return self.statement.forbidden_names
 
     @property
     def name(self) -> str:
@@ -123,12 +126,12 @@ class ProvedTheorem:
             formal_statement=row["formal_statement"],
             informal_statement=row.get("informal_statement"),
             informal_proof=row.get("informal_proof"),
+            forbidden_names=tuple(row["forbidden_names"]),
         )
         return cls(
             statement=statement,
             proof=row["proof"],
             lemmas=tuple(Lemma.from_dict(lemma) for lemma in row["lemmas"]),
-            forbidden_names=tuple(row["forbidden_names"]),
         )
 
 
@@ -293,15 +296,10 @@ def write_corpus(
     atomic_write_jsonl(
         out / CONJECTURE_EXAMPLES_FILE, (example.to_dict() for example in conjecture_examples)
     )
-    # The heldout file also names what a proof must not cite (its target's library copy),
-    # a field the benchmark loader ignores and an evaluation can enforce with cites_target.
+    # Benchmark rows carry what a proof must not cite (its target's library copy); the
+    # loader reads it and `stp eval` passes it to the verifier.
     atomic_write_jsonl(
-        out / HELDOUT_FILE,
-        (
-            {**_benchmark_row(t.statement), "forbidden_names": list(t.forbidden_names)}
-            for t in theorems
-            if t.split == "heldout"
-        ),
+        out / HELDOUT_FILE, (_benchmark_row(t.statement) for t in theorems if t.split == "heldout")
     )
     atomic_write_jsonl(out / UNPROVED_FILE, (_benchmark_row(s) for s in unproved))
 
@@ -316,6 +314,7 @@ def _benchmark_row(s: Statement) -> dict[str, Any]:
         "formal_statement": s.formal_statement,
         "informal_statement": s.informal_statement,
         "informal_proof": s.informal_proof,
+        "forbidden_names": list(s.forbidden_names),
     }
 
 

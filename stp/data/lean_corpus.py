@@ -181,8 +181,9 @@ def theorems_from_stp_rows(
             header=header,
             formal_statement=formal,
             informal_statement=informal,
+            forbidden_names=qualified_names(name),
         )
-        best[key] = ProvedTheorem(statement, proof, (), qualified_names(name))
+        best[key] = ProvedTheorem(statement, proof, ())
     return list(best.values()), rejected, read
 
 
@@ -276,9 +277,10 @@ def theorems_from_trace(
             source="mathlib",
             header=MATHLIB_HEADER + (f"open {namespaces}\n\n" if namespaces else ""),
             formal_statement=f"theorem {fresh} {rest} := by",
+            forbidden_names=qualified_names(full_name),
         )
         used = tuple(lemmas[p] for p in premises if p in lemmas and p != full_name)
-        theorem = ProvedTheorem(statement, _lean_proof(tactics), used, qualified_names(full_name))
+        theorem = ProvedTheorem(statement, _lean_proof(tactics), used)
         out.append((str(thm.theorem.file_path), theorem))
     return out, list(lemmas.values()), rejected
 

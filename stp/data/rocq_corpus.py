@@ -751,13 +751,12 @@ def extract_rocq(
             source=SOURCE,
             header=decl.header(),
             formal_statement=decl.formal_statement(),
+            forbidden_names=qualified_names(decl.full_name),
         )
         used = tuple(
             lemma for lemma in lemmas_used(decl.proof, index) if lemma.full_name != decl.full_name
         )
-        kept.append(
-            (decl, ProvedTheorem(statement, decl.proof, used, qualified_names(decl.full_name)))
-        )
+        kept.append((decl, ProvedTheorem(statement, decl.proof, used)))
     theorems = [theorem for _, theorem in kept]
     examples = conjecture_examples([(decl.module, theorem) for decl, theorem in kept])
     write_corpus(out, theorems, lemmas, examples)

@@ -28,13 +28,13 @@ from stp.data.benchmarks import (
 from stp.languages import LANGUAGES
 
 
-def _row(statement: Statement, forbidden: tuple[str, ...] = ()) -> dict[str, Any]:
+def _row(statement: Statement) -> dict[str, Any]:
     return {
         "id": statement.name,
         "header": statement.header,
         "formal_statement": statement.formal_statement,
         "informal": statement.informal_statement,
-        "forbidden": list(forbidden),
+        "forbidden": list(statement.forbidden_names),
     }
 
 
@@ -57,7 +57,7 @@ def _rows_of(spec: str, config: STPConfig) -> Iterator[dict[str, Any]]:
                 f"run.targets: {spec!r}: corpus splits are sft, selfplay, heldout, unproved"
             )
         for theorem in theorems[split]:
-            yield _row(theorem.statement, theorem.forbidden_names)
+            yield _row(theorem.statement)
     elif name == "leanworkbook":
         for statement in load_leanworkbook():
             yield _row(statement)
