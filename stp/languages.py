@@ -13,7 +13,7 @@ Prover prompt (Lean 4 shown; DeepSeek-Prover-V1.5's format, which STP also uses)
     <-- the model writes the proof here, then closes the fence
 
 Rocq is the same with a ```coq fence and ``Proof.`` after the statement; the model writes the
-tactics and ``Qed.``. The model supplies only the proof: the statement is the dataset's.
+tactics and ``Qed.``. Isabelle has an ```isabelle fence; the model writes the Isar proof. The model supplies only the proof: the statement is the dataset's.
 
 Conjecturer prompt: a seed theorem with its proof and a lemma; the model writes a new theorem
 statement (the "conjecture") after the keyword the prompt ends with.
@@ -222,6 +222,29 @@ class _Lean(FormalLanguage):
         return f"theorem {name} {rest} := by"
 
 
+class _Isabelle(FormalLanguage):
+    _HEAD = re.compile(r"^\s*(?:theorem|lemma)\s+[^\s:]+\s*:")
+    _NAME = re.compile(r"^\s*([A-Za-z_][\w'.]*)\s*:\s*(?P<rest>\S.*)$", re.DOTALL)
+    _PROOF_WORDS = re.compile(r"(?<![\w'.])(by|proof|apply|sorry|oops|done|using|qed)(?![\w'.])")
+
+    def statement_body(self, formal_statement: str) -> str:
+        return self._HEAD.sub("", formal_statement, count=1).strip()
+
+    def code(self, text: str) -> str:
+        return isabelle_code(text)
+
+    def parse_conjecture(self, completion: str, name: str) -> str | None:
+        text = completion.split(FENCE, 1)[0].strip()
+        match = self._NAME.match(text)
+        if match is None:
+            return None
+        rest = match.group("rest").strip()
+        has_term = '"' in rest or "\\<open>" in rest or "\u2039" in rest
+        if not has_term or self._PROOF_WORDS.search(self.code(rest)):
+            return None
+        return f"theorem {name}:\n  {rest}"
+
+
 # The declaration a Lean formal statement opens, and its name.
 _LEAN_DECLARATION = re.compile(
     r"^\s*(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|noncomputable)\s+)*"
@@ -244,6 +267,79 @@ def lean_rename_declaration(formal_statement: str, new_name: str) -> str:
     return (
         formal_statement[: match.start("name")] + new_name + formal_statement[match.end("name") :]
     )
+
+
+# The theorem an Isabelle formal statement opens, and its name.
+_ISABELLE_THEOREM = re.compile(r"^\s*(?:theorem|lemma)\s+(?P<name>[A-Za-z_][\w'.]*)\s*:")
+
+
+def isabelle_theorem_name(formal_statement: str) -> str | None:
+    """The name an Isabelle formal statement gives its theorem (``theorem NAME: ...``); None
+    when it names none."""
+    match = _ISABELLE_THEOREM.match(formal_statement)
+    return match.group("name") if match else None
+
+
+# Isabelle outer syntax that holds no commands: nested comments (dropped), and strings,
+# alternative strings, verbatim text and nested cartouches (emptied).
+_ISABELLE_OPENERS = ("(*", '"', "`", "{*", "\\<open>", "\u2039")
+
+
+def _isabelle_skip(text: str, i: int) -> int:
+    """Index just past the comment, string or cartouche opening at ``text[i]``; ``len(text)``
+    when it never closes (Isabelle then reports an error: nothing after it is a command)."""
+    n = len(text)
+    if text.startswith("(*", i):
+        depth = 0
+        while i < n:
+            if text.startswith("(*", i):
+                depth, i = depth + 1, i + 2
+            elif text.startswith("*)", i):
+                depth, i = depth - 1, i + 2
+                if depth == 0:
+                    return i
+            else:
+                i += 1
+        return n
+    if text[i] in '"`':
+        quote = text[i]
+        i += 1
+        while i < n and text[i] != quote:
+            i += 2 if text[i] == "\\" else 1
+        return min(n, i + 1)
+    if text.startswith("{*", i):
+        end = text.find("*}", i + 2)
+        return n if end == -1 else end + 2
+    depth = 0  # a cartouche: \<open> ... \<close> or its Unicode rendering, nested
+    while i < n:
+        if text.startswith("\\<open>", i) or text[i] == "\u2039":
+            depth += 1
+            i += 7 if text[i] == "\\" else 1
+        elif text.startswith("\\<close>", i) or text[i] == "\u203a":
+            depth -= 1
+            i += 8 if text[i] == "\\" else 1
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return n
+
+
+def isabelle_code(text: str) -> str:
+    """Isabelle ``text`` with comments removed and strings, verbatim text and cartouches
+    emptied (``""``): what is left is outer syntax, commands and names."""
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        opener = next((o for o in _ISABELLE_OPENERS if text.startswith(o, i)), None)
+        if opener is None:
+            out.append(text[i])
+            i += 1
+            continue
+        out.append(" " if opener == "(*" else ' "" ')
+        i = _isabelle_skip(text, i)
+    return "".join(out)
 
 
 def _rocq_skip_comment(text: str, i: int) -> int | None:
@@ -389,11 +485,23 @@ LEAN = _Lean(
     comment_close="-/",
 )
 
-LANGUAGES: dict[str, FormalLanguage] = {"rocq": ROCQ, "lean": LEAN}
+ISABELLE = _Isabelle(
+    name="isabelle",
+    display="Isabelle",
+    fence="isabelle",
+    theorem_keyword="theorem",
+    proof_open="\n",
+    proof_close="",
+    comment_open="(*",
+    comment_close="*)",
+)
+
+LANGUAGES: dict[str, FormalLanguage] = {"rocq": ROCQ, "lean": LEAN, "isabelle": ISABELLE}
 
 
 def language(name: str) -> FormalLanguage:
-    """The formal language of a verifier backend name (``"rocq"``, ``"lean"``)."""
+    """The formal language of a verifier backend name (``"rocq"``, ``"lean"``,
+    ``"isabelle"``)."""
     try:
         return LANGUAGES[name]
     except KeyError:

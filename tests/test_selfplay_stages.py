@@ -126,7 +126,7 @@ def test_lock_is_released_after_use(tmp_path):
     ("overrides", "message"),
     [
         (["verification.coqtop=/nonexistent/coqtop"], r"verification\.coqtop: .*not found"),
-        (["verification.backend=isabelle"], r"verification\.backend: 'isabelle' has no prompt"),
+        (["verification.backend=isabelle"], r"verification\.isabelle_cmd: 'isabelle' not found"),
         (["verification.backend=lean"], r"verification\.repl_cmd: 'lake' not found"),
         (["run.base_model=/nonexistent/model"], r"run\.base_model: model folder .* not found"),
         (["run.targets=nosuchset:valid"], r"run\.targets: unknown data set 'nosuchset:valid'"),

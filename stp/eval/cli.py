@@ -19,11 +19,10 @@ import argparse
 from pathlib import Path
 
 from stp.artifacts import atomic_write_text
-from stp.config import ConfigError, STPConfig, add_config_arguments, config_from_args
+from stp.config import STPConfig, add_config_arguments, config_from_args
 from stp.eval.passk import ESTIMATOR_LABELS
 from stp.eval.report import REPORT_MD, compare_markdown, load_report, write_report
 from stp.eval.runner import default_output_dir, evaluate, load_benchmark_for_eval
-from stp.languages import language
 from stp.models.sampler import Sampler
 from stp.selfplay.round import current_model
 from stp.verify.types import Verifier
@@ -59,10 +58,6 @@ def _run(args: argparse.Namespace) -> int:
     config = eval_config_from_args(args)
     evaluation = config.evaluation
     prover = config.verification.backend
-    try:
-        language(prover)  # prompts and parsing exist for this proof assistant
-    except ValueError as exc:
-        raise ConfigError(f"--prover {prover}: {exc}") from exc
     model = evaluation.model or current_model(config)
     benchmark = load_benchmark_for_eval(
         evaluation.benchmark, evaluation.split, prover, evaluation.limit
@@ -95,6 +90,10 @@ def _run(args: argparse.Namespace) -> int:
 
         return make_verifier(config.verification)
 
+    if not config.verification.ray_address:
+        # Sampling can take hours: a proof assistant missing here should stop us before it.
+        # Building the local verifier checks the installation and starts no process.
+        make_proof_verifier().close()
     evaluate(
         config,
         model,

@@ -25,7 +25,6 @@ from stp.data.benchmarks import (
     load_leanworkbook,
     load_statements,
 )
-from stp.languages import LANGUAGES
 
 
 def _row(statement: Statement) -> dict[str, Any]:
@@ -95,11 +94,6 @@ def preflight(config: STPConfig) -> None:
     """Fail before any work, in one line, when the config names a backend, model or data set
     that is not there."""
     backend = config.verification.backend
-    if backend not in LANGUAGES:
-        raise ConfigError(
-            f"verification.backend: {backend!r} has no prompt format here; use one of "
-            + ", ".join(LANGUAGES)
-        )
     if backend == "rocq" and shutil.which(config.verification.coqtop) is None:
         raise ConfigError(
             f"verification.coqtop: {config.verification.coqtop!r} not found; install Coq "
@@ -115,6 +109,13 @@ def preflight(config: STPConfig) -> None:
         if not Path(config.verification.lean_project).is_dir():
             raise ConfigError(
                 f"verification.lean_project: folder {config.verification.lean_project} not found"
+            )
+    if backend == "isabelle":
+        program = shlex.split(config.verification.isabelle_cmd)[0]
+        if shutil.which(program) is None:
+            raise ConfigError(
+                f"verification.isabelle_cmd: {program!r} not found; install Isabelle "
+                "(scripts/setup_isabelle.sh), or verify on a Ray cluster that has it"
             )
     model = config.run.base_model
     if not (config.run.init_model or Path(model).is_dir() or _looks_like_hub_id(model)):
