@@ -191,6 +191,21 @@ class VerificationConfig:
         "Folder the Lean REPL command runs in; its lean-toolchain and lakefile.lean pin Lean, "
         "Mathlib and the REPL (scripts/setup_lean.sh installs them).",
     )
+    isabelle_cmd: str = _field(
+        "isabelle",
+        "Isabelle launcher (isabelle backend), split like a shell would; each worker runs "
+        "`<isabelle_cmd> server` and talks to it over its socket.",
+    )
+    isabelle_session: str = _field(
+        "HOL",
+        "Isabelle session (heap image) the proofs' imports come from; STP_MiniF2F from "
+        "isabelle/ROOT holds everything the miniF2F headers import (scripts/setup_isabelle.sh "
+        "builds it). Isabelle's JVM and Poly/ML reserve much address space: give "
+        "memory_limit_mb 16384 or more.",
+    )
+    isabelle_dir: str = _field(
+        "isabelle", "Folder with a ROOT file of extra Isabelle sessions ('' for none)."
+    )
     ray_address: str | None = _field(
         None,
         "Ray cluster address ('auto' or host:port); set it to verify on the cluster's CPU nodes "

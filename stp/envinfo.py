@@ -11,7 +11,12 @@ from importlib import metadata
 
 PACKAGES = ("stp", "torch", "transformers", "accelerate", "datasets", "tokenizers", "vllm", "ray")
 # Tools whose first version line identifies the proof assistant a result was checked with.
-TOOLS = (("coqtop", "--version"), ("lake", "--version"), ("lean", "--version"))
+TOOLS = (
+    ("coqtop", "--version"),
+    ("lake", "--version"),
+    ("lean", "--version"),
+    ("isabelle", "version"),
+)
 
 
 def _package_version(name: str) -> str:

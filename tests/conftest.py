@@ -1,4 +1,5 @@
-"""Markers that depend on what the machine has: `lean` needs `lake`, `gpu` needs CUDA.
+"""Markers that depend on what the machine has: `lean` needs `lake`, `isabelle` needs
+`isabelle`, `gpu` needs CUDA.
 Shared fixtures: `tiny_model`, a real tiny model built offline from Coq's standard library."""
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ def _has_cuda() -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skip_lean = pytest.mark.skip(reason="no Lean toolchain: `lake` not on PATH")
+    skip_isabelle = pytest.mark.skip(reason="no Isabelle: `isabelle` not on PATH")
     skip_gpu = pytest.mark.skip(reason="no CUDA GPU")
     has_lake = shutil.which("lake") is not None
+    has_isabelle = shutil.which("isabelle") is not None
     has_cuda = None
     for item in items:
         # Markers, not `item.keywords`: keywords also hold folder names (a checkout named lean).
         if item.get_closest_marker("lean") and not has_lake:
             item.add_marker(skip_lean)
+        if item.get_closest_marker("isabelle") and not has_isabelle:
+            item.add_marker(skip_isabelle)
         if item.get_closest_marker("gpu"):
             if has_cuda is None:
                 has_cuda = _has_cuda()

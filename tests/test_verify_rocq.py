@@ -340,8 +340,8 @@ def test_workers_are_retired_and_close_kills_them() -> None:
 def test_missing_coqtop_and_backend_are_one_line_errors() -> None:
     with pytest.raises(VerifierUnavailableError, match="apt-get install -y coq"):
         make_verifier(VerificationConfig(coqtop="no-such-coqtop"))
-    with pytest.raises(VerifierUnavailableError, match="no verifier backend 'isabelle'"):
-        make_verifier(VerificationConfig(backend="isabelle"))
+    with pytest.raises(VerifierUnavailableError, match="no verifier backend 'hol4'"):
+        make_verifier(VerificationConfig(backend="hol4"))  # type: ignore[arg-type]
 
 
 # ------------------------------------------- defence in depth: the screen switched off

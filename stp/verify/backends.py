@@ -28,6 +28,7 @@ class VerifierUnavailableError(RuntimeError):
 BACKENDS: dict[str, str] = {
     "rocq": "stp.verify.rocq",
     "lean": "stp.verify.lean",
+    "isabelle": "stp.verify.isabelle",
 }
 
 

@@ -2,6 +2,7 @@
 
     stp verify --backend rocq proofs.jsonl --out results.jsonl [--workers N] [--timeout S]
     stp verify --backend lean --repl-cmd 'lake exe repl' proofs.jsonl --out results.jsonl
+    stp verify --backend isabelle --isabelle-cmd ~/Isabelle2024/bin/isabelle proofs.jsonl --out r.jsonl
     stp verify-workers --address HEAD:6379 --cpus 16      (on each CPU node of a Ray cluster)
 
 Each input row has the benchmark schema plus ``id`` and ``proof`` (``id``, ``header``,
@@ -88,6 +89,7 @@ def _verify(args: argparse.Namespace) -> int:
             ("workers", args.workers),
             ("timeout_s", args.timeout),
             ("repl_cmd", args.repl_cmd),
+            ("isabelle_cmd", args.isabelle_cmd),
         )
         if value is not None
     ]
@@ -180,6 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--repl-cmd", help="= verification.repl_cmd: the command that starts a Lean REPL"
     )
+    parser.add_argument("--isabelle-cmd", help="= verification.isabelle_cmd: the Isabelle launcher")
     add_config_arguments(parser)
     parser.set_defaults(func=_verify)
 
