@@ -14,7 +14,8 @@ theory by rules on its proof text instead of by Isabelle:
 
 The check's reply is built from the nonce in the theory's own check text, as the real check
 prints it. Every ``FINISHED`` is sent as a long message (length line, then bytes). With
-``FAKE_ISABELLE_LOG`` set, each server start and each theory used is appended to that file.
+``FAKE_ISABELLE_LOG`` set, each server start and each theory used is appended to that file;
+with ``FAKE_ISABELLE_NO_VM`` set, the server fails to start as a JVM short of memory does.
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ def main() -> int:
     if sys.argv[1:2] != ["server"]:
         print(f"fake_isabelle: unknown arguments {sys.argv[1:]}", file=sys.stderr)
         return 2
+    if os.environ.get("FAKE_ISABELLE_NO_VM"):  # a JVM that cannot reserve its heap
+        print("Error occurred during initialization of VM\nCould not reserve enough space")
+        return 1
     name = sys.argv[sys.argv.index("-n") + 1]
     listener = socket.create_server(("127.0.0.1", 0))
     print(f'server "{name}" = 127.0.0.1:{listener.getsockname()[1]} (password "{PASSWORD}")')

@@ -154,6 +154,8 @@ def test_judge_reads_the_check_reply(theory: JobTheory) -> None:
     assert judge(_result(theory, [forged]), theory)[0] is Verdict.VERIFIER_ERROR
     echoed = reply(f"STP_CHECK {theory.nonce} OK", line=theory.proof_line)
     assert judge(_result(theory, [echoed]), theory)[0] is Verdict.VERIFIER_ERROR
+    inside = reply(f"STP_CHECK {theory.nonce} OK", line=theory.check_line + 8)  # in the ML text
+    assert judge(_result(theory, [inside]), theory)[0] is Verdict.PROVED
     assert judge(_result(theory, [ok, ok]), theory)[0] is Verdict.VERIFIER_ERROR
     assert judge(_result(theory, []), theory)[0] is Verdict.VERIFIER_ERROR
 
@@ -298,6 +300,17 @@ def test_a_session_that_does_not_start_is_a_verifier_error(log: Path) -> None:
         (result,) = verifier.verify([job("ok", "by simp")])
     assert result.verdict is Verdict.VERIFIER_ERROR
     assert "session Broken did not start" in result.detail and "Bad session" in result.detail
+
+
+def test_a_server_that_cannot_start_says_to_raise_the_memory_limit(
+    log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_ISABELLE_NO_VM", "1")
+    with make() as verifier:
+        (result,) = verifier.verify([job("ok", "by simp")])
+    assert result.verdict is Verdict.VERIFIER_ERROR
+    assert "Could not reserve enough space" in result.detail
+    assert "raise verification.memory_limit_mb (now 1024" in result.detail
 
 
 def test_close_kills_every_server(log: Path) -> None:

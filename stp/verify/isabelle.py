@@ -248,11 +248,13 @@ def judge(result: dict[str, Any], theory: JobTheory) -> tuple[Verdict, str, tupl
         return Verdict.FAILED, detail, ()
     if status.get("canceled") or not status.get("consolidated", False):
         return Verdict.VERIFIER_ERROR, f"the theory was not finished: {status}", ()
+    # The reply counts from the check's lines only (Isabelle may place it at the command or
+    # inside its ML text); the nonce keeps the proof from printing a look-alike anyway.
     replies = [
         match
         for m in messages
         if m.get("kind") == "writeln"
-        and _line(m) in (None, theory.check_line)
+        and (_line(m) or theory.check_line) >= theory.check_line
         and (match := _CHECK_REPLY.fullmatch(str(m.get("message", "")).strip()))
         and match.group("nonce") == theory.nonce
     ]
@@ -329,13 +331,19 @@ class IsabelleWorker:
             return self._server
         settings = self._settings
         self._scratch.mkdir(parents=True, exist_ok=True)
-        server = IsabelleServer(
-            settings.argv,
-            self._scratch,
-            settings.memory_limit_mb,
-            settings.header_timeout_s,
-            log=self._scratch / "server.log",
-        )
+        try:
+            server = IsabelleServer(
+                settings.argv,
+                self._scratch,
+                settings.memory_limit_mb,
+                settings.header_timeout_s,
+                log=self._scratch / "server.log",
+            )
+        except ServerCrashed as exc:  # the JVM reserves much address space up front
+            raise ServerCrashed(
+                f"{exc}; if it ran out of address space, raise verification.memory_limit_mb "
+                f"(now {settings.memory_limit_mb}; Isabelle wants 16384 or more)"
+            ) from exc
         try:
             started = server.task(
                 "session_start",
