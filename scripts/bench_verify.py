@@ -21,6 +21,8 @@ their verdicts agree, the per-proof cost of the soundness checks in each mode, a
 ratio without the timeouts: an attempt that times out holds a worker for the whole limit in
 either mode, so a few of them cap the overall ratio (7 timeouts of 5 s are 35 worker-seconds
 of both modes' total), while the ratio on the other attempts is what the warm pool changes.
+The ceiling line says how far: the ratio of a verifier that checked every other attempt in
+no time at all.
 The load average is printed before and after: the machine may be shared.
 """
 
@@ -243,6 +245,11 @@ def main() -> int:
         f"without timeouts: warm {warm_in:.1f} worker-s, cold {cold_in:.1f} worker-s: "
         f"{cold_in / warm_in:.1f}x"
     )
+    # A verifier that gave each attempt the same limit, and checked everything else in no time
+    # at all, would still spend the timeouts' worker-seconds: the best ratio this mix allows.
+    if warm_out:
+        ceiling = (cold_in + sum(cold_out)) / sum(warm_out)
+        print(f"ceiling   : {ceiling:.1f}x for any verifier with the same {args.timeout:g} s limit")
     for r, (v, _, _) in zip(warm, cold, strict=True):
         if r.verdict is not v:
             print(f"  differs: {r.id}: warm {r.verdict.value} ({r.detail[:60]}), cold {v.value}")
