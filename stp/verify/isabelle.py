@@ -43,13 +43,11 @@ fake_isabelle.py``), and by live tests marked ``isabelle`` where ``isabelle`` is
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +58,8 @@ from stp.languages import ISABELLE, isabelle_theorem_name
 from stp.verify.backends import VerifierUnavailableError
 from stp.verify.isabelle_server import IsabelleServer, ServerCrashed, ServerTimedOut, TaskFailed
 from stp.verify.pool import PoolVerifier, default_workers
-from stp.verify.types import Message, Verdict, VerifyJob, VerifyResult
+from stp.verify.process import program_found
+from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
 
 BACKEND = "isabelle"
 INSTALL_HINT = (
@@ -399,25 +398,7 @@ class IsabelleWorker:
 
     def check(self, job: VerifyJob) -> VerifyResult:
         """Check one job; every outcome is a result."""
-        start = time.monotonic()
-
-        def result(
-            verdict: Verdict,
-            detail: str = "",
-            messages: tuple[Message, ...] = (),
-            oracles: tuple[str, ...] = (),
-        ) -> VerifyResult:
-            return VerifyResult(
-                id=job.id,
-                verdict=verdict,
-                messages=messages,
-                axioms=oracles,
-                check_seconds=time.monotonic() - start,
-                backend=BACKEND,
-                assistant_version=self._settings.assistant_version,
-                detail=detail,
-            )
-
+        result = Checking(job, BACKEND, self._settings.assistant_version).result
         screened = banned_text(job.proof)
         cited = ISABELLE.cited(job.proof, job.forbidden_names)
         if cited is not None:
@@ -460,10 +441,6 @@ class IsabelleWorker:
         return result(Verdict.VERIFIER_ERROR, crash)
 
 
-def _program_found(program: str) -> bool:
-    return os.access(program, os.X_OK) if "/" in program else shutil.which(program) is not None
-
-
 def assistant_version(argv: tuple[str, ...]) -> str:
     """``isabelle version`` (``Isabelle2024``); VerifierUnavailableError when it does not run."""
     try:
@@ -482,7 +459,7 @@ def make_backend(config: VerificationConfig) -> PoolVerifier:
     """The Isabelle verifier: a pool of warm server workers (registered in
     ``stp.verify.backends``)."""
     argv = tuple(shlex.split(config.isabelle_cmd))
-    if not argv or not _program_found(argv[0]):
+    if not argv or not program_found(argv[0], Path.cwd()):
         raise VerifierUnavailableError(
             f"Isabelle launcher {config.isabelle_cmd!r} not found: {INSTALL_HINT}"
         )

@@ -31,12 +31,10 @@ garbage, anything on stderr) is retried once on a fresh REPL, then answers ``ver
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,8 @@ from stp.languages import LEAN, lean_declaration_name, lean_rename_declaration
 from stp.verify.backends import VerifierUnavailableError
 from stp.verify.lean_repl import LeanRepl, ReplCrashed, ReplTimedOut
 from stp.verify.pool import PoolVerifier, default_workers
-from stp.verify.types import Message, Verdict, VerifyJob, VerifyResult
+from stp.verify.process import program_found
+from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
 
 BACKEND = "lean"
 INSTALL_HINT = (
@@ -335,25 +334,7 @@ class LeanWorker:
 
     def check(self, job: VerifyJob) -> VerifyResult:
         """Check one job; every outcome is a result."""
-        start = time.monotonic()
-
-        def result(
-            verdict: Verdict,
-            detail: str = "",
-            messages: tuple[Message, ...] = (),
-            axioms: tuple[str, ...] = (),
-        ) -> VerifyResult:
-            return VerifyResult(
-                id=job.id,
-                verdict=verdict,
-                messages=messages,
-                axioms=axioms,
-                check_seconds=time.monotonic() - start,
-                backend=BACKEND,
-                assistant_version=self._settings.assistant_version,
-                detail=detail,
-            )
-
+        result = Checking(job, BACKEND, self._settings.assistant_version).result
         reason = banned_text(job.proof)
         cited = LEAN.cited(job.proof, job.forbidden_names)
         if cited is not None:
@@ -405,21 +386,13 @@ class LeanWorker:
         return verdict, detail, messages, axioms
 
 
-def _program_found(program: str, cwd: Path) -> bool:
-    """Whether ``program`` can start in ``cwd``: a bare name is looked up on PATH, a path is
-    taken relative to ``cwd``, as ``subprocess`` does."""
-    if "/" in program:
-        return os.access(cwd / program, os.X_OK)
-    return shutil.which(program) is not None
-
-
 def make_backend(config: VerificationConfig) -> PoolVerifier:
     """The Lean verifier: a pool of warm REPL workers (registered in ``stp.verify.backends``)."""
     argv = tuple(shlex.split(config.repl_cmd))
     lean_project = Path(config.lean_project).resolve()
     if not lean_project.is_dir():
         raise VerifierUnavailableError(f"Lean project {lean_project} not found: {INSTALL_HINT}")
-    if not argv or not _program_found(argv[0], lean_project):
+    if not argv or not program_found(argv[0], lean_project):
         raise VerifierUnavailableError(
             f"Lean REPL command {config.repl_cmd!r} not found: {INSTALL_HINT}"
         )

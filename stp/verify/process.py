@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
@@ -57,3 +58,11 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(OSError):
                 stream.close()
     proc.wait()
+
+
+def program_found(program: str, cwd: Path) -> bool:
+    """Whether ``program`` can start in ``cwd``: a bare name is looked up on PATH, a path is
+    taken relative to ``cwd``, as ``subprocess`` does."""
+    if "/" in program:
+        return os.access(cwd / program, os.X_OK)
+    return shutil.which(program) is not None

@@ -83,7 +83,7 @@ from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
 from stp.verify.backends import VerifierUnavailableError
 from stp.verify.pool import PoolVerifier, default_workers
 from stp.verify.process import kill_group, spawn
-from stp.verify.types import Message, Verdict, VerifyJob, VerifyResult
+from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
 
 BACKEND = "rocq"
 INSTALL_HINT = "install Rocq/Coq with `apt-get install -y coq` (or set verification.coqtop)"
@@ -361,26 +361,6 @@ class RocqWorker:
             self._coqtop = None
         shutil.rmtree(self._root, ignore_errors=True)
 
-    def _result(
-        self,
-        job: VerifyJob,
-        verdict: Verdict,
-        start: float,
-        detail: str = "",
-        messages: tuple[Message, ...] = (),
-        axioms: tuple[str, ...] = (),
-    ) -> VerifyResult:
-        return VerifyResult(
-            id=job.id,
-            verdict=verdict,
-            messages=messages,
-            axioms=axioms,
-            check_seconds=time.perf_counter() - start,
-            backend=BACKEND,
-            assistant_version=self._version,
-            detail=detail,
-        )
-
     def _load_header(self, header: str) -> None:
         """Make the post-``header`` state current (loading it once per worker, from the state
         after the sentences it shares with the last header loaded)."""
@@ -419,53 +399,47 @@ class RocqWorker:
         self._header = header
 
     def check(self, job: VerifyJob) -> VerifyResult:
-        start = time.perf_counter()
+        checking = Checking(job, BACKEND, self._version)
         screened = screen_proof(job.proof)
         cited = ROCQ.cited(job.proof, job.forbidden_names)
         if cited is not None:
             screened = (Verdict.UNSOUND, f"the proof cites {cited}, the target's own library copy")
         if screened is not None:
-            return self._result(job, screened[0], start, detail=screened[1])
+            return checking.result(*screened)
         try:
             statement = parse_statement(job.formal_statement)
         except ValueError as exc:
-            return self._result(job, Verdict.VERIFIER_ERROR, start, detail=str(exc))
+            return checking.result(Verdict.VERIFIER_ERROR, detail=str(exc))
         try:
             self._load_header(job.header)
         except (_Timeout, _Crashed) as exc:
             self.close()
-            return self._result(
-                job, Verdict.VERIFIER_ERROR, start, detail=f"loading the header failed: {exc!r}"
+            return checking.result(
+                Verdict.VERIFIER_ERROR, detail=f"loading the header failed: {exc!r}"
             )
         if self._header_error:
-            return self._result(
-                job,
+            return checking.result(
                 Verdict.VERIFIER_ERROR,
-                start,
                 detail=f"the header does not load: {self._header_error}",
             )
         try:
             if not self._enter_statement(job, statement):
-                return self._result(
-                    job,
+                return checking.result(
                     Verdict.VERIFIER_ERROR,
-                    start,
                     detail=f"the statement does not elaborate: {self._statement_error}",
                 )
-            return self._check_in(job, statement, start)
+            return self._check_in(job, statement, checking)
         except _Timeout as exc:
             entered = self._statement == job.formal_statement and not self._statement_error
             if not (exc.recovered and self._restore(statement.name if entered else "")):
                 self.close()
-            return self._result(
-                job,
+            return checking.result(
                 Verdict.TIMEOUT,
-                start,
                 detail=f"no verdict within {self._config.timeout_s:g} s",
             )
         except _Crashed as exc:
             self.close()
-            return self._result(job, Verdict.VERIFIER_ERROR, start, detail=f"coqtop: {exc}")
+            return checking.result(Verdict.VERIFIER_ERROR, detail=f"coqtop: {exc}")
         finally:
             if self._coqtop is not None:  # close() removed the directory
                 _empty_directory(self._root)
@@ -496,8 +470,10 @@ class RocqWorker:
         self._statement = job.formal_statement
         return not self._statement_error
 
-    def _check_in(self, job: VerifyJob, statement: ParsedStatement, start: float) -> VerifyResult:
-        result = self._run_job(job, statement, start)
+    def _check_in(
+        self, job: VerifyJob, statement: ParsedStatement, checking: Checking
+    ) -> VerifyResult:
+        result = self._run_job(job, statement, checking)
         if not self._restore(statement.name):
             self._healthy = False
         return result
@@ -513,7 +489,9 @@ class RocqWorker:
         except (_Timeout, _Crashed):
             return False
 
-    def _run_job(self, job: VerifyJob, statement: ParsedStatement, start: float) -> VerifyResult:
+    def _run_job(
+        self, job: VerifyJob, statement: ParsedStatement, checking: Checking
+    ) -> VerifyResult:
         assert self._coqtop is not None
         coqtop = self._coqtop
         timeout = self._config.timeout_s  # the header and statement do not count against it
@@ -526,11 +504,11 @@ class RocqWorker:
         messages = _messages(job.proof, sent, responses)
         if any(_OUT_OF_MEMORY in r for r in responses):
             self._healthy = False
-            return self._result(job, Verdict.VERIFIER_ERROR, start, "out of memory", messages)
+            return checking.result(Verdict.VERIFIER_ERROR, "out of memory", messages)
         _, proof_open = _prompt_state(output)
         if proof_open:  # Qed did not go through
             detail = messages[0].text if messages else "the proof is not complete"
-            return self._result(job, Verdict.FAILED, start, detail, messages)
+            return checking.result(Verdict.FAILED, detail, messages)
         raised_errors = any(_has_error(r) for r in responses)
 
         # 3. The questions; every answer is trusted.
@@ -544,18 +522,18 @@ class RocqWorker:
             raise _Crashed(f"expected 3 answers to the questions, got {len(answers)}")
         end, definition, assumptions = answers
         if _has_error(end) or f"Module {module} is defined" not in end:
-            return self._result(
-                job, Verdict.UNSOUND, start, "the proof left a section or module open", messages
+            return checking.result(
+                Verdict.UNSOUND, "the proof left a section or module open", messages
             )
         if _has_error(definition) or f"{chk} is defined" not in definition:
             detail = (
                 "the theorem was closed without a proof of the dataset statement "
                 "(abandoned, restated or changed)"
             )
-            return self._result(job, Verdict.UNSOUND, start, detail, messages)
+            return checking.result(Verdict.UNSOUND, detail, messages)
         names, unsafe = parse_assumptions(assumptions)
         if unsafe:
-            return self._result(job, Verdict.UNSOUND, start, f"unsafe: {unsafe}", messages)
+            return checking.result(Verdict.UNSOUND, f"unsafe: {unsafe}", messages)
 
         # 4. Resolve the short names Print Assumptions printed, in the same environment.
         axioms: tuple[str, ...] = ()
@@ -571,13 +549,11 @@ class RocqWorker:
             forbidden = [a for a in axioms if a not in ALLOWED_AXIOMS]
             if forbidden:
                 detail = f"depends on axioms outside the allow-list: {', '.join(forbidden)}"
-                return self._result(job, Verdict.UNSOUND, start, detail, messages, axioms)
+                return checking.result(Verdict.UNSOUND, detail, messages, axioms)
         if raised_errors:
             # The kernel accepted the theorem, but the assembled file would not compile.
-            return self._result(
-                job, Verdict.FAILED, start, "the proof raised errors", messages, axioms
-            )
-        return self._result(job, Verdict.PROVED, start, "", messages, axioms)
+            return checking.result(Verdict.FAILED, "the proof raised errors", messages, axioms)
+        return checking.result(Verdict.PROVED, "", messages, axioms)
 
 
 def _empty_directory(path: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -91,6 +92,35 @@ class VerifyResult:
             backend=row.get("backend", ""),
             assistant_version=row.get("assistant_version", ""),
             detail=row.get("detail", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Checking:
+    """One job being checked by one backend: makes the job's result, timed from when the check
+    began, so every backend fills the shared fields the same way."""
+
+    job: VerifyJob
+    backend: str
+    assistant_version: str
+    started: float = field(default_factory=time.perf_counter)
+
+    def result(
+        self,
+        verdict: Verdict,
+        detail: str = "",
+        messages: tuple[Message, ...] = (),
+        axioms: tuple[str, ...] = (),
+    ) -> VerifyResult:
+        return VerifyResult(
+            id=self.job.id,
+            verdict=verdict,
+            messages=messages,
+            axioms=axioms,
+            check_seconds=time.perf_counter() - self.started,
+            backend=self.backend,
+            assistant_version=self.assistant_version,
+            detail=detail,
         )
 
 
