@@ -14,10 +14,10 @@ from stp.verify.lean import (
     banned_text,
     follow_up_command,
     judge_follow_up,
-    normalise_header,
     pinned_versions,
     verdict_of,
 )
+from stp.verify.pool import normalise_header
 from stp.verify.types import Verdict
 
 P, F, INC, E = Verdict.PROVED, Verdict.FAILED, Verdict.INCOMPLETE, Verdict.VERIFIER_ERROR

@@ -60,7 +60,7 @@ from stp.config import VerificationConfig
 from stp.languages import ISABELLE, isabelle_theorem_name
 from stp.verify.backends import VerifierUnavailableError
 from stp.verify.isabelle_server import IsabelleServer, ServerCrashed, ServerTimedOut, TaskFailed
-from stp.verify.pool import PoolVerifier, default_workers
+from stp.verify.pool import PoolVerifier, default_workers, normalise_header
 from stp.verify.process import program_found
 from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
 
@@ -300,11 +300,6 @@ class IsabelleSettings:
     assistant_version: str
 
 
-def _normalise_header(header: str) -> str:
-    lines = [line.rstrip() for line in header.strip().splitlines()]
-    return "\n".join(line for line in lines if line) + "\n\n"
-
-
 class IsabelleWorker:
     """One Isabelle server with one PIDE session: a ``stp.verify.pool`` worker. A timeout or
     a crash that its retry did not mend leaves no process running, and the pool retires it."""
@@ -414,7 +409,7 @@ class IsabelleWorker:
                 Verdict.VERIFIER_ERROR,
                 f"statement declares no named theorem: {job.formal_statement[:60]!r}",
             )
-        header = _normalise_header(job.header)
+        header = normalise_header(job.header)
         try:
             theory = job_theory(header, job.formal_statement, job.proof, theorem)
         except ValueError as exc:

@@ -43,7 +43,7 @@ from stp.config import VerificationConfig
 from stp.languages import LEAN, lean_declaration_name, lean_rename_declaration
 from stp.verify.backends import VerifierUnavailableError
 from stp.verify.lean_repl import LeanRepl, ReplCrashed, ReplTimedOut
-from stp.verify.pool import PoolVerifier, default_workers
+from stp.verify.pool import PoolVerifier, default_workers, normalise_header
 from stp.verify.process import program_found
 from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
 
@@ -217,13 +217,6 @@ def messages_of(response: dict[str, Any], proof_line: int) -> tuple[Message, ...
             )
         )
     return tuple(out)
-
-
-def normalise_header(header: str) -> str:
-    """The header as the REPL runs it and as a worker compares it: trailing spaces and blank
-    lines do not make a new REPL."""
-    lines = [line.rstrip() for line in header.strip().splitlines()]
-    return "\n".join(line for line in lines if line)
 
 
 # ----------------------------------------------------------------------------- versions

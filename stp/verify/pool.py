@@ -54,6 +54,13 @@ def default_workers(workers: int) -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def normalise_header(header: str) -> str:
+    """The header as a worker loads it and compares it: trailing spaces and blank lines do not
+    make a new REPL or session."""
+    lines = [line.rstrip() for line in header.strip().splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
 def _shared_start(a: str, b: str) -> int:
     """How many characters ``a`` and ``b`` share at their start."""
     n = 0
