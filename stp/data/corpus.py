@@ -100,19 +100,11 @@ class ProvedTheorem:
         return self.statement.split
 
     def to_dict(self) -> dict[str, Any]:
-        s = self.statement
         return {
-            "name": s.name,
-            "prover": s.prover,
-            "split": s.split,
-            "source": s.source,
-            "header": s.header,
-            "formal_statement": s.formal_statement,
-            "informal_statement": s.informal_statement,
-            "informal_proof": s.informal_proof,
+            **_benchmark_row(self.statement),
+            "prover": self.statement.prover,
             "proof": self.proof,
             "lemmas": [lemma.to_dict() for lemma in self.lemmas],
-            "forbidden_names": list(self.forbidden_names),
         }
 
     @classmethod
