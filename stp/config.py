@@ -129,13 +129,16 @@ class RunConfig:
 class SamplingConfig:
     """How completions are sampled from the model (prover and conjecturer alike)."""
 
-    backend: Literal["hf", "vllm"] = _field(
-        "hf", "hf: transformers generate (CPU or one GPU); vllm: vLLM on GPUs (extra `gpu`)."
+    backend: Literal["auto", "fast", "hf", "vllm"] = _field(
+        "auto",
+        "fast: a Llama decode loop in plain torch on the CPU (other models fall back to hf); "
+        "hf: transformers generate (CPU or one GPU); vllm: vLLM on GPUs (extra `gpu`); "
+        "auto: fast without a CUDA GPU, hf with one.",
     )
     temperature: float = _field(1.0, "Sampling temperature.")
     top_p: float = _field(0.95, "Nucleus sampling mass.")
     max_new_tokens: int = _field(512, "Longest completion, in tokens.")
-    batch_size: int = _field(8, "Prompts per generate call (hf backend).")
+    batch_size: int = _field(8, "Prompts decoded together (hf and fast backends).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _field(
         "auto", "Model weights dtype; auto is float32 on CPU and bfloat16 on GPU."
     )

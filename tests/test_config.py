@@ -48,7 +48,10 @@ def test_int_is_accepted_for_float_but_not_string_for_int(tmp_path):
 @pytest.mark.parametrize(
     ("override", "pattern"),
     [
-        ("sampling.backend=tpu", r"sampling\.backend: expected one of 'hf', 'vllm'"),
+        (
+            "sampling.backend=tpu",
+            r"sampling\.backend: expected one of 'auto', 'fast', 'hf', 'vllm'",
+        ),
         ("selection.nope=1", r"unknown field selection\.nope; selection has: .*window_high"),
         ("nosection.x=1", r"expected <section>\.<field>"),
         ("selection.window_high=0.0", r"window_low < window_high"),

@@ -23,9 +23,10 @@ from stp.models.sampler import Sampler
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def sampler(tiny_model: Path) -> Sampler:
-    return make_sampler(str(tiny_model), SamplingConfig(batch_size=2))
+@pytest.fixture(scope="module", params=["hf", "fast"])
+def sampler(request: pytest.FixtureRequest, tiny_model: Path) -> Sampler:
+    """Each CPU backend, through the same tests."""
+    return make_sampler(str(tiny_model), SamplingConfig(backend=request.param, batch_size=2))
 
 
 def prompts(count: int) -> list[str]:

@@ -8,3 +8,7 @@ class TrainingOutputConflict(Exception):
 
 class MissingExtraError(ImportError):
     """An optional dependency of the chosen backend is not installed."""
+
+
+class UnsupportedModelError(Exception):
+    """The fast CPU sampler does not implement this model (the ``hf`` backend samples it)."""

@@ -37,11 +37,8 @@ class HFSampler:
     def __init__(self, model: str, config: SamplingConfig) -> None:
         self.device = default_device()
         self.batch_size = config.batch_size
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(
-            model, padding_side="left"
-        )
-        if self.tokenizer.pad_token_id is None:  # Llama-family hub tokenizers ship no pad token
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = load_tokenizer(model)
+        self.completions = CompletionDecoder(self.tokenizer)
         self.model = AutoModelForCausalLM.from_pretrained(
             model, dtype=resolve_dtype(config.dtype, self.device), device_map=self.device
         )
@@ -66,7 +63,9 @@ class HFSampler:
             torch.manual_seed(seed + start)
             sequences = self._generate_batch(batch, n, temperature, top_p, max_new_tokens, stop)
             for i in range(len(batch)):
-                results.append([self._completion(sequences[i * n + j], stop) for j in range(n)])
+                results.append(
+                    [self.completions.decode(sequences[i * n + j].tolist(), stop) for j in range(n)]
+                )
             if progress is not None:
                 progress(len(results))
         return results
@@ -101,8 +100,28 @@ class HFSampler:
         # Greedy decoding has one answer per prompt; transformers refuses n > 1 for it.
         return generated.repeat_interleave(n, dim=0) if greedy else generated
 
-    def _completion(self, generated: torch.Tensor, stop: Sequence[str]) -> Completion:
-        ids = generated.tolist()
+    def close(self) -> None:
+        del self.model
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
+    """The model's tokenizer, padding on the left (prompts end where generation starts)."""
+    tokenizer = AutoTokenizer.from_pretrained(model, padding_side="left")
+    if tokenizer.pad_token_id is None:  # Llama-family hub tokenizers ship no pad token
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+class CompletionDecoder:
+    """Generated token ids to a ``Completion``: the text up to the end of sequence, cut before
+    the first stop string, and the number of tokens generation used to get there."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+
+    def decode(self, ids: list[int], stop: Sequence[str]) -> Completion:
         # A sequence ends at its end-of-sequence token (counted, as vLLM counts it); once a
         # sequence is finished, generate fills its row with padding.
         eos = self.tokenizer.eos_token_id
@@ -116,13 +135,13 @@ class HFSampler:
                 length = position
                 break
         ids = ids[:length]
-        text = self._decode(ids)
+        text = self._text(ids)
         cut = _first_stop(text, stop)
         if cut is None:
             return Completion(text=text, num_tokens=len(ids))
         return Completion(text=text[:cut], num_tokens=self._tokens_until(ids, stop))
 
-    def _decode(self, ids: list[int]) -> str:
+    def _text(self, ids: list[int]) -> str:
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         assert isinstance(text, str)  # one sequence in, one string out
         return text
@@ -133,16 +152,11 @@ class HFSampler:
         low, high = 1, len(ids)
         while low < high:
             middle = (low + high) // 2
-            if _first_stop(self._decode(ids[:middle]), stop) is None:
+            if _first_stop(self._text(ids[:middle]), stop) is None:
                 low = middle + 1
             else:
                 high = middle
         return low
-
-    def close(self) -> None:
-        del self.model
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
 
 
 def _first_stop(text: str, stop: Sequence[str]) -> int | None:
