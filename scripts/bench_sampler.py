@@ -115,7 +115,7 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     prompts = [
         ROCQ.prover_prompt(s.header, s.formal_statement)
         for s in load_benchmark("minif2f", "rocq", "valid")[: args.prompts]
@@ -136,7 +136,7 @@ def main() -> None:
             fast, prompts, args.n, args.max_new_tokens, seed
         ),
     }
-    for name, run in runs.items():  # warm-up: first calls allocate and pick kernels
+    for run in runs.values():  # warm-up: first calls allocate and pick kernels
         run(-1)
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for repeat in range(args.repeats):
@@ -145,6 +145,7 @@ def main() -> None:
             start = time.perf_counter()
             tokens = run(repeat)
             rates[name].append(tokens / (time.perf_counter() - start))
+            print(f"  run {repeat + 1}, {name}: {rates[name][-1]:.0f} tokens/s", flush=True)
     gflops = matmul_gflops()
 
     prompt_tokens = [len(ids) for ids in hf.tokenizer(prompts)["input_ids"]]

@@ -95,7 +95,7 @@ def test_logits_match_transformers(model_path: Path) -> None:
 
 
 def test_greedy_tokens_identical_to_generate(model_path: Path) -> None:
-    batch = prompts(5) + ["Theorem"]
+    batch = [*prompts(5), "Theorem"]
     sampler = FastSampler(str(model_path), SamplingConfig(batch_size=4))
     reference = AutoModelForCausalLM.from_pretrained(model_path)
     got = sampler.sample_ids(batch, 2, temperature=0.0, top_p=1.0, max_new_tokens=24, seed=0)
@@ -227,8 +227,8 @@ def test_completions_decode_like_hf(tiny_model: Path) -> None:
     decoder = CompletionDecoder(tokenizer)
     ids = tokenizer("intros. auto.")["input_ids"][1:]
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    assert decoder.decode(ids + [eos, ids[0]], ()).num_tokens == len(ids) + 1
-    assert decoder.decode(ids + [pad, pad], ()).num_tokens == len(ids)
+    assert decoder.decode([*ids, eos, ids[0]], ()).num_tokens == len(ids) + 1
+    assert decoder.decode([*ids, pad, pad], ()).num_tokens == len(ids)
     assert decoder.decode(ids, ()).text == "intros. auto."
     cut = decoder.decode(ids, ["."])
     assert cut.text == "intros" and 1 <= cut.num_tokens < len(ids)
