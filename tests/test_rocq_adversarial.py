@@ -202,6 +202,19 @@ def test_genuine_proofs_that_were_rejected_now_pass(verifier: Deduplicated) -> N
             "split.\n2: { reflexivity. }\nreflexivity.",
         ),
         VerifyJob("abstract", NAT_HEADER, NAT_STATEMENT, "intros. abstract lia using stp_helper."),
+        VerifyJob(
+            "ssreflect",
+            "From Coq Require Import ssreflect.\n",
+            NAT_STATEMENT,
+            "elim: n => [|n IH] //=.\nby rewrite IH.",
+        ),
+        VerifyJob(
+            "unshelve",
+            NAT_HEADER,
+            "Theorem ex : exists n : nat, n = 0.",
+            "eexists. shelve. Unshelve. Show. exact 0. reflexivity.",
+        ),
+        VerifyJob("decimal", REAL_HEADER, "Theorem dec : 1.5 + 1.5 = 3.", "lra."),
     ]
     results = {r.id: r for r in verifier.verify(jobs)}
     for job in jobs:
@@ -222,6 +235,8 @@ def test_each_job_leaves_the_worker_as_it_found_it() -> None:
         'Redirect "/tmp/stp_redirected" Print nat. lia.',
         'Require Extraction. Extraction "/tmp/stp_extracted.ml" nat. lia.',
         "idtac... Set Printing All. lia.",
+        "Unshelve Unset Guard Checking. lia.",
+        "Show. Unset Guard Checking. lia.",
     ]
     # The later proof only goes through with guard checking on.
     later = VerifyJob(

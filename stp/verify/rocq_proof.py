@@ -15,7 +15,8 @@ vernacular command (``Admitted``, ``Unset Guard Checking``, ``Cd``, ``Redirect``
 parse error, whatever the splitter believed. The rebuilt text is what both lines of the check
 execute, so what the screen judged is what coqtop runs.
 
-Before any of that, ``screen`` gives the clear verdicts early: ``admit``/``give_up``/
+Three harmless proof-mode commands (``PROOF_COMMANDS``: ``Unshelve``, ``Show``, ``Guarded``)
+are sent as that one word. Before any of that, ``screen`` gives the clear verdicts early: ``admit``/``give_up``/
 ``Admitted``/``Abort`` are ``incomplete``, a sentence that starts with a vernacular keyword is
 ``unsound``. The parentheses, not this list, are what keeps commands out.
 """
@@ -176,6 +177,11 @@ VERNACULAR = frozenset(
 )
 
 
+# Proof-mode commands a genuine proof may hold; each is sent as exactly this word (never the
+# proof's own text), so nothing else can ride along.
+PROOF_COMMANDS = frozenset({"Unshelve", "Show", "Guarded"})
+
+
 class ProofRejected(Exception):
     """The proof text is refused before it runs: ``verdict`` and why."""
 
@@ -303,6 +309,10 @@ def proof_sentences(proof: str) -> list[ProofSentence]:
         body = text[j:body_end].strip(COQ_BLANKS)
         if not body:
             raise ProofRejected(Verdict.FAILED, f"an empty sentence at character {i}")
+        if body in PROOF_COMMANDS and not prefix:
+            sentences.append(ProofSentence(i, end, f"{body}."))
+            i = end
+            continue
         verdict = screen(body)
         if verdict is not None:
             raise ProofRejected(*verdict)
