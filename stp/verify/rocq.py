@@ -658,7 +658,7 @@ class KernelCheck:
             if code != 0:
                 detail = f"coqc rejects the file: {_tail(output)}"
                 return KernelVerdict(Verdict.FAILED, detail) if explain else None
-            verdict = _read_assumptions(Path(tmp))
+            verdict = _read_modules(Path(tmp), jobs) or _read_assumptions(Path(tmp))
             if verdict.verdict is not None:
                 return verdict if explain else None
             argv = [*self._coqchk, "-silent", "-o", *_STP_PATH, "-norec", "STP.Batch"]
@@ -700,7 +700,7 @@ def _batch_file(jobs: Sequence[VerifyJob], *, wrap_headers: bool) -> str:
             parts.append(
                 f"{statement_definition(f'stp_stmt_{i}', statement)}\n"
                 f"Module Cand_{i}.\n{job.formal_statement}\nProof.\n{sentences}\nQed.\n"
-                f"End Cand_{i}.\n"
+                f'End Cand_{i}.\nRedirect "stp_module_{i}" Print Module Cand_{i}.\n'
                 f"Definition stp_chk_{i} : stp_stmt_{i} := @Cand_{i}.{statement.name}.\n"
             )
             checks.append(f"{scope}stp_chk_{i}")
@@ -714,6 +714,24 @@ def _batch_file(jobs: Sequence[VerifyJob], *, wrap_headers: bool) -> str:
     for k, axiom in enumerate(sorted(ALLOWED_AXIOMS)):
         parts.append(f'Redirect "stp_locate_{k}" Locate Term {axiom}.\n')
     return "".join(parts)
+
+
+_FIELD = re.compile(
+    r"(?:Struct|\.) (Parameter|Definition|Axiom|Inductive|CoInductive|Variant|Record|Structure|"
+    r"Class|Instance|Fixpoint|CoFixpoint|Module|Scheme|Notation) "
+)
+
+
+def _read_modules(folder: Path, jobs: Sequence[VerifyJob]) -> KernelVerdict | None:
+    """Each candidate module must hold its theorem and nothing else (``Print Module`` lists
+    neither the ``_subproof`` constants of ``abstract`` nor anything of the header)."""
+    for i, job in enumerate(jobs):
+        printed = " ".join((folder / f"stp_module_{i}.out").read_text(errors="replace").split())
+        name = parse_statement(job.formal_statement).name
+        head = f"Module Cand_{i} := Struct Parameter {name} :"
+        if not printed.startswith(head) or _FIELD.findall(printed) != ["Parameter"]:
+            return KernelVerdict(Verdict.UNSOUND, f"the candidate holds more than {name}")
+    return None
 
 
 def _read_assumptions(folder: Path) -> KernelVerdict:

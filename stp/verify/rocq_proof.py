@@ -215,8 +215,9 @@ def _unusual_character(text: str, start: int, end: int) -> int | None:
     return None
 
 
-def _tactic_end(text: str, i: int) -> tuple[int, int]:
-    """(end of the tactic's text, end of its terminator) for the sentence starting at ``i``."""
+def _tactic_end(text: str, i: int, original: str) -> tuple[int, int]:
+    """(end of the tactic's text, end of its terminator) for the sentence starting at ``i`` of
+    ``text``, the comment-blanked ``original``."""
     n = len(text)
     in_string = False
     k = i
@@ -235,6 +236,8 @@ def _tactic_end(text: str, i: int) -> tuple[int, int]:
             while run < n and text[run] == ".":
                 run += 1
             dots = run - k
+            if original.startswith("(*", run):  # Coq reads `.(`, not a period and a comment
+                raise ProofRejected(Verdict.FAILED, "a period directly before a comment")
             if run == n or text[run] in COQ_BLANKS:
                 if dots in (1, 3):  # "." or "...": the end of the sentence
                     return k, run
@@ -305,7 +308,7 @@ def proof_sentences(proof: str) -> list[ProofSentence]:
             sentences.append(ProofSentence(i, j + 1, f"{prefix}{{"))
             i = j + 1
             continue
-        body_end, end = _tactic_end(text, j)
+        body_end, end = _tactic_end(text, j, proof)
         body = text[j:body_end].strip(COQ_BLANKS)
         if not body:
             raise ProofRejected(Verdict.FAILED, f"an empty sentence at character {i}")
@@ -342,7 +345,7 @@ def single_sentence(text: str) -> bool:
     if blanked is None or _unusual_character(blanked, 0, len(blanked)) is not None:
         return False
     try:
-        _, end = _tactic_end(blanked, 0)
+        _, end = _tactic_end(blanked, 0, text)
     except ProofRejected:
         return False
     return not blanked[end:].strip(COQ_BLANKS)
