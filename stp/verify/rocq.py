@@ -325,6 +325,7 @@ class RocqWorker:
         self._module = self._stmt = ""
         self._healthy = True
         self._retry = False  # the job's answer may come from the state of a spent coqtop
+        self._died_in_proof = False
 
     @property
     def healthy(self) -> bool:
@@ -398,18 +399,18 @@ class RocqWorker:
     def check(self, job: VerifyJob) -> VerifyResult:
         result = self._check_once(job)
         if self._retry:
-            # coqtop ran out of memory or died during the proof: once more on a fresh one, so
-            # that what an earlier job left in this coqtop decides nothing. The second answer
-            # stands (a proof that exhausts memory fails, as it does under coqc).
+            # coqtop ran out of memory or died: once more on a fresh one, so that what an
+            # earlier job left in this coqtop decides nothing. The second answer stands (a
+            # proof that exhausts memory fails, as it does under coqc).
             self._stop()
             result = self._check_once(job)
-            if self._retry and result.verdict is Verdict.VERIFIER_ERROR:
+            if self._died_in_proof and result.verdict is Verdict.VERIFIER_ERROR:
                 detail = "coqtop died running the proof, on a fresh coqtop too (out of memory?)"
                 result = dataclasses.replace(result, verdict=Verdict.FAILED, detail=detail)
         return result
 
     def _check_once(self, job: VerifyJob) -> VerifyResult:
-        self._retry = False
+        self._retry = self._died_in_proof = False
         checking = Checking(job, BACKEND, self._version)
         try:
             sentences = proof_sentences(job.proof)
@@ -429,7 +430,8 @@ class RocqWorker:
         try:
             self._load_header(job.header)
         except (_Timeout, _Crashed) as exc:
-            self.close()
+            self._stop()
+            self._retry = isinstance(exc, _Crashed)
             return checking.result(
                 Verdict.VERIFIER_ERROR, detail=f"loading the header failed: {exc!r}"
             )
@@ -458,7 +460,7 @@ class RocqWorker:
             )
         except _Crashed as exc:
             self._stop()
-            self._retry = True
+            self._retry = self._died_in_proof = True
             return checking.result(Verdict.VERIFIER_ERROR, detail=f"coqtop: {exc}")
         finally:
             if self._coqtop is not None:  # close() removed the directory
