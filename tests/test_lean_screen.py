@@ -67,6 +67,8 @@ AMBIGUOUS = {
     "unterminated comment": "  simp /- elab",
     "unterminated string": '  exact "elab',
     "unknown escape": '  exact "\\q" ++ "x"',
+    "escape not every Lean reads": '  exact "\\r elab"',
+    "raw string": '  exact r"\\" elab "x"',
     "interpolated string": '  exact s!"{by_elab return .const ``trivial []}"',
     "comment opener glued to a symbol": "  exact foo <-- elab\n",
     "char literal glued to a symbol": "  exact (f)'\"' elab \"",
@@ -150,8 +152,11 @@ def test_tokens_follow_lean() -> None:
         ("string", '"q\\"r"'),
         ("char", "'x'"),
     ]
-    # raw strings end at the quote with as many hashes as they began with
-    assert kinds('r#"a " b"# c') == [("string", 'r#"a " b"#'), ("ident", "c")]
+    # raw strings: Lean with them reads `r#"a "#` as a string, Lean before them `r`, `#`, then
+    # a string `"a "`: the readings part ways, so neither is taken
+    with pytest.raises(LexicalError, match="raw string"):
+        tokens('r#"a "# b"# c')
+    assert [t.text for t in tokens('fr"x"')] == ["fr", '"x"']  # only at a token's start
     # dotted names with guillemets are one token; `h.1.elab` is three names and a number
     assert [t.parts for t in tokens("«debug».skipKernelTC")] == [("debug", "skipKernelTC")]
     assert [t.text for t in tokens("h.1.elab")] == ["h", ".", "1", ".", "elab"]
