@@ -59,6 +59,8 @@ BYPASSES = {
     "deriving": "  simp\nderiving instance Repr for Nat",
     "unsafe": "  exact unsafe (cheat)",
     "name literal": "  exact (`elab)",
+    "simproc": "  simp\nsimproc cheat (_) := fun _ => return .continue",
+    "eval%": "  exact eval% (1 + 1)",
     "elab inside a raw string's neighbour": '  exact r"\\" elab "x" : term => pure ()',
 }
 
@@ -113,6 +115,7 @@ GENUINE = {
     "comment right after a name": "  simp--done",
     "conv in": "  conv in a + b => rw [add_comm]",
     "decreasing recursion helpers": "  exact h\ntermination_by n\ndecreasing_by omega",
+    "eval as a name": "  simp [Polynomial.eval, eval_add]",
     "numbers": "  norm_num [show (0.5 : ℝ) = 1 / 2 by norm_num, show (1e3 : ℝ) = 1000 by norm_num]",
 }
 

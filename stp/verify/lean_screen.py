@@ -103,6 +103,25 @@ _COMMANDS = frozenset(
         "unseal",
         "variable",
         "binder_predicate",
+        # simprocs are code that simp runs; the rest change what later commands or tactics do
+        "simproc",
+        "dsimproc",
+        "simproc_decl",
+        "dsimproc_decl",
+        "builtin_simproc",
+        "builtin_dsimproc",
+        "builtin_simproc_decl",
+        "builtin_dsimproc_decl",
+        "declare_config_elab",
+        "variable?",
+        "sudo",
+        "register_hint",
+        "register_label_attr",
+        "declare_aesop_rule_sets",
+        "add_aesop_rules",
+        "erase_aesop_rules",
+        "unsuppress_compilation",
+        "init_quot",
     ]
 )
 # Terms and tactics that run code of the proof's own at elaboration time.
@@ -386,6 +405,8 @@ def screen(proof: str) -> str | None:
                 reason = f"commands (#{nxt.text}) are not allowed in a proof"
             elif tok.text == "@" and nxt.text == "[":
                 reason = "attributes (@[...]) are not allowed in a proof"
+        elif word == "eval" and glued and nxt is not None and nxt.text == "%":
+            reason = "metaprogramming (eval%) is not allowed in a proof"
         elif word == "set_option":
             k, reason = _after_set_option(toks, k)
             if reason is None:
