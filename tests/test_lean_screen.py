@@ -102,6 +102,8 @@ GENUINE = {
     "char literal": "  have : 'a'.toNat = 97 := by decide\n  simp",
     "set_option in": "  set_option maxRecDepth 10000 in\n  norm_num",
     "set_option heartbeats in": "  set_option maxHeartbeats 400000 in\n  nlinarith [sq_nonneg x]",
+    "set_option tactic in": ("  set_option tactic.skipAssignedInstances false in\n  norm_num [h]"),
+    "comment after the goal sign": "  simp at h ⊢-- closes it",
     "open in": "  open Real in\n  simp [Real.sqrt_eq_iff]",
     "open scoped in": "  open scoped BigOperators in\n  simp [Finset.sum_range_succ]",
     "simp? says": "  simp? says simp only [h]",

@@ -148,6 +148,10 @@ _ALLOWED_OPTIONS = frozenset(
         "autoImplicit",
         "relaxedAutoImplicit",
         "exponentiation",
+        "tactic",
+        "backward",
+        "maxSynthPendingDepth",
+        "diagnostics",
     }
 )
 
@@ -211,7 +215,7 @@ _ESCAPE = re.compile(r"\\(?:[\\\"'nt]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})")
 # Mathlib tokens that end in a quote (`∑' i, f i`): the quote does not open a char literal.
 _PRIMED_SYMBOLS = frozenset({"∑'", "∏'"})
 # After these (or whitespace, or a name) a comment opener or a quote starts a token for sure.
-_CLEAR_BEFORE = frozenset("()[]{}⟨⟩,;")
+_CLEAR_BEFORE = frozenset("()[]{}⟨⟩,;⊢·")
 
 
 def _clear_boundary(text: str, at: int) -> bool:
