@@ -116,11 +116,6 @@ class LeanRepl:
         """Process id of the launched command, which is also its process group id."""
         return self._proc.pid
 
-    @property
-    def next_env(self) -> int:
-        """The env number the REPL will give the next command it runs."""
-        return self._next_env
-
     def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send one request and return the parsed response.
 
@@ -145,8 +140,8 @@ class LeanRepl:
         left after the last answer or waiting unread on its output (standard error counts as
         a crash)."""
         self._raise_on_stderr()
-        while select.select([self._stdout], [], [], 0)[0]:
-            self._read_stdout()
+        if select.select([self._stdout], [], [], 0)[0]:
+            self._read_stdout()  # one read is enough: any byte is one too many
         if self._buffer.strip():
             raise ReplDesynchronised(
                 f"REPL wrote outside an answer: {self._buffer[:200]!r}",
