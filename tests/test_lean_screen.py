@@ -31,6 +31,8 @@ BYPASSES = {
     "set_option without in": "  simp\nset_option pp.all true",
     "option off the allow-list": "  set_option compiler.extract_closed false in\n  simp",
     "open without in": "  simp\nopen Lean Elab Command",
+    "keyword inside an open clause": "  open elab in\n  simp",
+    "keyword as an option value": "  set_option pp.all elab in\n  simp",
     "open, then a command": "  simp\nopen Lean in\n#eval IO.println 1",
     "keyword after a projection": "  exact h.1.elab",
     "keyword glued to a Latin-1 letter": '  simp\néelab "x" : term => pure (Lean.mkConst ``True)',

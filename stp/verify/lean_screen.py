@@ -133,6 +133,8 @@ _COMPILED = frozenset(
 # Library search: on Lean 4.9 `apply?` can close a goal with a sorry that no message reports.
 _SEARCH = frozenset({"apply?", "exact?", "rw?", "library_search", "rw_search", "observe?"})
 
+_KEYWORDS = _COMMANDS | _CODE | _COMPILED | _SEARCH | {"set_option", "open"}
+
 # `set_option NAME VALUE in ...` is allowed for these options (and their sub-options) only.
 _ALLOWED_OPTIONS = frozenset(
     {
@@ -368,7 +370,9 @@ def _after_set_option(toks: list[Token], k: int) -> tuple[int, str | None]:
     name, value, keyword = toks[k + 1], toks[k + 2], toks[k + 3]
     if name.parts[0] not in _ALLOWED_OPTIONS:
         return k + 1, f"set_option {'.'.join(name.parts)} is not allowed in a proof"
-    if value.kind not in ("ident", "number", "string") or keyword.word != "in":
+    if value.text not in ("true", "false") and value.kind not in ("number", "string"):
+        return k + 1, "set_option is allowed only as `set_option NAME VALUE in`"
+    if keyword.word != "in":
         return k + 1, "set_option is allowed only as `set_option NAME VALUE in`"
     return k + 4, None
 
@@ -385,7 +389,8 @@ def _after_open(toks: list[Token], k: int) -> tuple[int, str | None]:
             if j == k + 1:
                 break
             return j + 1, None
-        if tok.kind != "ident" and tok.text not in _OPEN_SYMBOLS:
+        banned = tok.word in _KEYWORDS and tok.word != "scoped"
+        if (tok.kind != "ident" or banned) and tok.text not in _OPEN_SYMBOLS:
             break
         j += 1
     return k + 1, "open is allowed only as `open NAMES in`"
