@@ -8,8 +8,8 @@ command whose ``cmd`` was recorded in tests/fixtures/lean_repl (Lean 4.33) with 
 response (``env`` renumbered to its own counter). Other commands get what the tests need:
 
 - no ``env``: a header, answered ``{"env": n}``;
-- ``#print axioms NAME`` (each of them) and ``#check (rfl : type_of% @A = type_of% @B)``:
-  answered as Lean would from what earlier commands declared (a ``-- fake-axioms: a, b``
+- ``#print axioms NAME`` (each of them), ``#check (rfl : type_of% @A = type_of% @B)`` and
+  ``#check NAME``: answered as Lean would from what earlier commands declared (a ``-- fake-axioms: a, b``
   comment in a proof sets its axioms);
 - ``FAKE_WRONG`` in a command: an "unsolved goals" error, as for a proof that does not prove;
 - anything else: a clean ``{"env": n}``.
@@ -85,6 +85,7 @@ _DECLARATION = re.compile(
 )
 _AXIOMS_COMMENT = re.compile(r"-- fake-axioms: (.*)")
 _PRINT_AXIOMS = re.compile(r"#print axioms (?:_root_\.)?(\S+)")
+_CHECK_NAME = re.compile(r"^#check (?:_root_\.)?([\w.']+)\s*$", re.M)
 _SAME_TYPE = re.compile(
     r"#check \(rfl : type_of% @(?:_root_\.)?(\S+) = type_of% @(?:_root_\.)?(\S+)\)"
 )
@@ -141,7 +142,9 @@ class FakeRepl:
             declared = {}
         if cmd in self.recorded:
             response = dict(self.recorded[cmd])
-        elif "env" in request and (_PRINT_AXIOMS.search(cmd) or _SAME_TYPE.search(cmd)):
+        elif "env" in request and (
+            _PRINT_AXIOMS.search(cmd) or _SAME_TYPE.search(cmd) or _CHECK_NAME.search(cmd)
+        ):
             response = self.follow_up(cmd, declared)
         elif "FAKE_WRONG" in cmd:
             response = {"messages": [self.message("error", "unsolved goals\n⊢ False")]}
@@ -203,6 +206,9 @@ class FakeRepl:
                 messages.append(self.message("info", text))
             else:
                 messages.append(forged)
+        for name in _CHECK_NAME.findall(cmd):
+            if name not in declared:
+                messages.append(self.message("error", f"unknown identifier '_root_.{name}'"))
         return {"messages": messages} if messages else {}
 
     @staticmethod

@@ -147,20 +147,21 @@ def test_the_second_line_confirms_genuine_proofs(tmp_path: Path, log: Path, lake
     assert not any(Path(path).exists() for path in compiles)  # scratch folders are removed
 
 
-def test_the_second_line_catches_what_a_poisoned_repl_accepted(
+def test_a_repl_whose_messages_are_rewritten_is_retired(
     tmp_path: Path, log: Path, lake: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A "linter" from one proof rewrites every later answer of its REPL, echoing whatever
-    # names it is asked about: the REPL line alone cannot tell; a fresh process can.
-    jobs = [marked("poison", "FAKE_LINTER"), marked("wrong", WRONG)]
-    with make(tmp_path) as verifier:
-        poison, wrong = verifier.verify(jobs)
-    assert poison.verdict is Verdict.PROVED
-    assert wrong.verdict is Verdict.UNSOUND, wrong
-    assert "does not compile on its own" in wrong.detail
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no lake: the REPL line alone is fooled
+    # A "linter" from one proof rewrites every later answer of its REPL: it drops errors and
+    # sorries and echoes whatever names it is asked about. The follow-up's canary error goes
+    # missing with them: the REPL is retired, the job runs once more on a fresh one, and a
+    # proof that poisons that one too is unsound. The next job runs on a clean REPL.
+    jobs = [marked("poison", "FAKE_LINTER"), marked("wrong", WRONG), job("fine", PROVED)]
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no lake: the REPL line alone
     with make(tmp_path, lean_kernel_check="off") as verifier:
-        assert verifier.verify(jobs)[1].verdict is Verdict.PROVED
+        poison, wrong, fine = verifier.verify(jobs)
+    assert poison.verdict is Verdict.UNSOUND and "rewrites the REPL's messages" in poison.detail
+    assert wrong.verdict is Verdict.FAILED
+    assert fine.verdict is Verdict.PROVED
+    assert len(starts(log)) == 3  # the poisoned REPL twice, then a clean one
 
 
 def test_the_kernel_replay_decides(tmp_path: Path, log: Path, lake: Path) -> None:

@@ -12,6 +12,7 @@ from fake_lean_repl import FIXTURES, VERSION_DIRS, load_transcripts
 from stp.languages import lean_declaration_name
 from stp.verify.lean import (
     ALLOWED_AXIOMS,
+    MessagesRewritten,
     follow_up_command,
     judge_follow_up,
     pinned_versions,
@@ -93,8 +94,15 @@ COPY = "t_stp_0123456789abcdef"  # the restated copy's random name
 COPY_REPORT = _info(f"'{COPY}' depends on axioms: [sorryAx]")
 
 
+CANARY_ERROR = {
+    "severity": "error",
+    "pos": {"line": 9, "column": 7},
+    "data": f"unknown identifier '_root_.{COPY}_absent'",
+}
+
+
 def _follow_up(*reports: str) -> dict:
-    return {"messages": [*map(_info, reports), COPY_REPORT], "env": 5}
+    return {"messages": [*map(_info, reports), COPY_REPORT, CANARY_ERROR], "env": 5}
 
 
 def test_follow_up_axioms() -> None:
@@ -128,7 +136,10 @@ def test_an_extra_report_is_unsound() -> None:
     ],
 )
 def test_the_answer_must_report_this_jobs_random_name_once(copy_reports: list[dict]) -> None:
-    response = {"messages": [_info("'t' does not depend on any axioms"), *copy_reports], "env": 5}
+    response = {
+        "messages": [_info("'t' does not depend on any axioms"), *copy_reports, CANARY_ERROR],
+        "env": 5,
+    }
     verdict, detail, _ = judge_follow_up(response, "t", COPY)
     assert verdict is Verdict.UNSOUND and "random name" in detail
 
@@ -156,7 +167,18 @@ def test_follow_up_command_restates_the_statement_under_a_random_name() -> None:
     assert (
         f"#check (rfl : type_of% @_root_.mathd_algebra_10 = type_of% @_root_.{copy})"
     ) in command
-    assert command.endswith(f"#print axioms _root_.mathd_algebra_10\n\n#print axioms _root_.{copy}")
+    assert command.endswith(
+        f"#print axioms _root_.mathd_algebra_10\n\n#print axioms _root_.{copy}\n\n"
+        f"#check _root_.{copy}_absent"
+    )
+
+
+@pytest.mark.parametrize("errors", [[], [CANARY_ERROR, CANARY_ERROR]])
+def test_an_answer_without_exactly_its_canary_error_was_rewritten(errors: list[dict]) -> None:
+    response = _follow_up("'t' does not depend on any axioms")
+    response["messages"] = [m for m in response["messages"] if m is not CANARY_ERROR] + errors
+    with pytest.raises(MessagesRewritten):
+        judge_follow_up(response, "t", COPY)
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,12 @@ _SORRY_WARNING = re.compile(r"declaration uses ['`]sorry['`]")
 _AXIOMS_LINE = re.compile(r"'(?P<name>[^']+)' depends on axioms: \[(?P<axioms>[^\]]*)\]")
 _NO_AXIOMS_LINE = re.compile(r"'(?P<name>[^']+)' does not depend on any axioms")
 
+
+class MessagesRewritten(Exception):
+    """The follow-up's answer lacks the error it must hold: something in the REPL process
+    rewrites its messages (code a proof ran there, in this job or an earlier one)."""
+
+
 # ----------------------------------------------------------------------------- verdicts
 
 
@@ -124,11 +130,17 @@ def restated_name(name: str) -> str:
     return f"{name}_stp_{secrets.token_hex(8)}"
 
 
+def canary_name(restated: str) -> str:
+    """A name nothing declares: the follow-up's ``#check`` of it must fail, so an answer
+    without that error has had its messages rewritten (by code a proof left in the REPL)."""
+    return f"{restated}_absent"
+
+
 def follow_up_command(formal_statement: str, name: str, restated: str) -> str:
     """Checks run in a clean proof's environment: the statement elaborated again as
-    ``restated`` must have the named theorem's type, and ``#print axioms`` lists the axioms of
+    ``restated`` must have the named theorem's type, ``#print axioms`` lists the axioms of
     the theorem and then of ``restated`` (admitted with ``sorry``; its report shows the answer
-    is this command's).
+    is this command's), and a ``#check`` of ``canary_name(restated)`` must be an error.
 
     Names are written from the root (``_root_.``): the proof text may leave a namespace open,
     with a look-alike theorem in it that a bare name would resolve to. The types are compared
@@ -141,7 +153,8 @@ def follow_up_command(formal_statement: str, name: str, restated: str) -> str:
         f"{LEAN.assemble('', restatement, 'sorry')}\n\n"
         f"#check (rfl : type_of% @{theorem} = type_of% @{copy})\n\n"
         f"#print axioms {theorem}\n\n"
-        f"#print axioms {copy}"
+        f"#print axioms {copy}\n\n"
+        f"#check _root_.{canary_name(restated)}"
     )
 
 
@@ -166,7 +179,11 @@ def judge_follow_up(
     if "env" not in response:
         return Verdict.VERIFIER_ERROR, f"follow-up check: {response.get('message', response)}", ()
     messages = response.get("messages", [])
+    canary = canary_name(restated)
     errors = [m for m in messages if m.get("severity") == "error"]
+    if sum(canary in str(m.get("data", "")) for m in errors) != 1:
+        raise MessagesRewritten(f"the answer lacks the error about {canary}")
+    errors = [m for m in errors if canary not in str(m.get("data", ""))]
     if errors:  # the theorem is missing, or its type is not the statement's
         return (
             Verdict.UNSOUND,
@@ -352,7 +369,7 @@ class LeanWorker:
             )
         header = normalise_header(job.header)
         crash = ""
-        for _ in range(2):  # a crash is retried once, on a fresh REPL
+        for attempt in range(2):  # a crash is retried once, on a fresh REPL
             try:
                 repl = self._load(header)
             except HeaderError as exc:
@@ -379,6 +396,12 @@ class LeanWorker:
                 self._drop_repl()
                 crash = f"REPL crashed: {exc}"
                 continue
+            except MessagesRewritten as exc:
+                self._drop_repl()
+                if attempt == 0:  # perhaps an earlier job's doing: once more on a fresh REPL
+                    crash = f"REPL retired: {exc}"
+                    continue
+                return result(Verdict.UNSOUND, f"the proof rewrites the REPL's messages: {exc}")
             return result(*self._second_line(job, name, outcome))
         return result(Verdict.VERIFIER_ERROR, crash)
 
