@@ -4,7 +4,7 @@ check on in both.
     PYTHONPATH=. python scripts/bench_verify.py                       # 2 workers
     PYTHONPATH=. python scripts/bench_verify.py --per-statement 16 --timeout 10
 
-The mix is what the verifier sees in a round: miniF2F-Rocq (valid) statements whose header
+The mix is what the verifier sees in a round: miniF2F-Rocq statements (valid and test) whose header
 loads here, each with ``--per-statement`` attempts; about a third of the attempts are
 arithmetic proofs that succeed, the rest fail (plausible tactics that do not close the goal,
 some garbage), and 1% are runaway ``repeat`` loops that never end, in either mode, however fast
@@ -61,8 +61,20 @@ AUTOMATION = (
     "intros; subst; lia.",
     "intros; subst; lra.",
 )
-# Distinct spellings of one succeeding proof: identical attempts are checked once.
-SPELLINGS = ("{}", "idtac; {}", "try idtac; {}", "(idtac; {})", "idtac. {}", "all: {}")
+# Distinct spellings of one succeeding proof (without its period): identical attempts are
+# checked once.
+SPELLINGS = (
+    "{}.",
+    "idtac; {}.",
+    "try idtac; {}.",
+    "({}).",
+    "idtac. {}.",
+    "all: {}.",
+    "once ({}).",
+    "first [{} | fail].",
+    "solve [{}].",
+    "progress ({}).",
+)
 FAILING = (
     "auto.",
     "trivial.",
@@ -85,7 +97,9 @@ LOOP = "repeat pose proof I."
 def calibrate(timeout_s: float, workers: int) -> tuple[dict[str, list[VerifyJob]], list[Any]]:
     """(the succeeding attempts of each statement some tactic proves, the statements that none
     proves), among the statements whose header loads here."""
-    statements = list(load_benchmark("minif2f", "rocq", split="valid"))
+    statements = [
+        s for split in ("valid", "test") for s in load_benchmark("minif2f", "rocq", split=split)
+    ]
     jobs = [
         VerifyJob(f"{s.name}/{t}", s.header, s.formal_statement, t)
         for s in statements
@@ -103,7 +117,7 @@ def calibrate(timeout_s: float, workers: int) -> tuple[dict[str, list[VerifyJob]
             loads.add(job.formal_statement)
     good = {
         statement: [
-            VerifyJob(f"{j.id}/{k}", j.header, j.formal_statement, spelling.format(j.proof))
+            VerifyJob(f"{j.id}/{k}", j.header, j.formal_statement, spelling.format(j.proof[:-1]))
             for k, spelling in enumerate(SPELLINGS)
         ]
         for statement, j in proved.items()
@@ -131,7 +145,7 @@ def build_mix(
     for s in rng.sample(unproved, min(len(unproved), len(good) // 2)):
         mix += [
             VerifyJob(f"{s.name}/fail{k}", s.header, s.formal_statement, p)
-            for k, p in enumerate(rng.sample(FAILING, per_statement))
+            for k, p in enumerate(rng.sample(FAILING, min(per_statement, len(FAILING))))
         ]
     for i in range(max(1, len(mix) // 100)):
         host = mix[rng.randrange(len(mix))]
@@ -172,7 +186,7 @@ def load_average() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--per-statement", type=int, default=12)
+    parser.add_argument("--per-statement", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
