@@ -18,7 +18,7 @@ import pytest
 
 from stp.cli import main
 from stp.config import VerificationConfig
-from stp.models.errors import MissingExtraError
+from stp.errors import MissingExtraError
 from stp.verify import (
     Verdict,
     VerifierUnavailableError,

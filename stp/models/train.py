@@ -70,8 +70,7 @@ from transformers import (
 
 from stp.artifacts import atomic_write_json, atomic_write_jsonl, read_jsonl
 from stp.config import TrainingConfig
-from stp.data import DataError
-from stp.models.errors import TrainingOutputConflict
+from stp.errors import DataError, MissingInput, TrainingOutputConflict
 
 IGNORE_INDEX = -100
 MARKER = "training.json"
@@ -242,7 +241,7 @@ def train(
     the finished model. ``progress(step, total)`` is called after every optimizer step."""
     examples_path = Path(examples)
     if not examples_path.is_file():
-        raise FileNotFoundError(f"training examples {examples_path} not found")
+        raise MissingInput(f"training examples {examples_path} not found")
     out = Path(out_dir)
     expected = _run_record(base_model, file_digest(examples_path), config, seed)
     if (out / MARKER).is_file():
