@@ -439,6 +439,32 @@ def rocq_sentences(text: str) -> tuple[list[tuple[int, int]], int]:
         i += end
 
 
+def rocq_blank_comments(text: str) -> str | None:
+    """``text`` with every comment's characters turned into spaces (its line breaks kept), so
+    positions stay where they were; None when a comment never closes."""
+    out = list(text)
+    i = 0
+    n = len(text)
+    in_string = False
+    while i < n:
+        c = text[i]
+        if in_string:
+            in_string = c != '"'
+        elif c == '"':
+            in_string = True
+        elif text.startswith("(*", i):
+            after = _rocq_skip_comment(text, i)
+            if after is None:
+                return None
+            for j in range(i, after):
+                if out[j] != "\n":
+                    out[j] = " "
+            i = after
+            continue
+        i += 1
+    return "".join(out)
+
+
 def rocq_strip_comments(text: str) -> str:
     """``text`` with every comment replaced by a space (strings kept)."""
     out: list[str] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stp.config import VerificationConfig
-from stp.verify import Verdict, VerifierUnavailableError, VerifyJob, make_verifier, rocq
+from stp.verify import Verdict, VerifierUnavailableError, VerifyJob, make_verifier
 from stp.verify.backends import Deduplicated
 from stp.verify.pool import PoolVerifier
 from stp.verify.rocq import (
@@ -20,8 +20,8 @@ from stp.verify.rocq import (
     RocqWorker,
     coqtop_version,
     parse_statement,
-    screen_proof,
 )
+from stp.verify.rocq_proof import screen_proof
 
 NAT_HEADER = "Require Import Arith Lia.\n"
 NAT_STATEMENT = "Theorem add_zero (n : nat) : n + 0 = n."
@@ -209,19 +209,23 @@ def test_loop_times_out_and_the_worker_is_interrupted_not_replaced() -> None:
 
 
 @pytest.mark.slow
-def test_memory_exhaustion_is_a_verifier_error() -> None:
+def test_memory_exhaustion_fails_the_proof_after_a_retry_and_spares_the_next_job() -> None:
+    """A proof that exhausts the memory limit fails, as it would under coqc; it is run once
+    more on a fresh coqtop first, so memory an earlier job used cannot decide its verdict."""
     config = VerificationConfig(workers=1, timeout_s=20.0, memory_limit_mb=1024)
     hog = "pose (l := List.repeat 0 100000000). vm_compute in l. lia."
     with make_verifier(config) as verifier:
         results = verifier.verify([nat_job("hog", hog), nat_job("after", "lia.")])
-    assert [r.verdict for r in results] == [Verdict.VERIFIER_ERROR, Verdict.PROVED]
-    assert "out of memory" in results[0].detail.lower()
+    assert [r.verdict for r in results] == [Verdict.FAILED, Verdict.PROVED]
+    assert "out of memory" in results[0].detail.lower()  # coqtop's error, or its death
 
 
-def test_flooding_output_does_not_break_the_worker(verifier: Deduplicated) -> None:
-    flood = 'do 20000 idtac "' + "x" * 200 + '". lia.'
+def test_flooding_output_fails_the_proof_and_spares_the_worker(verifier: Deduplicated) -> None:
+    """Output that is cut is never read: the proof that printed it fails."""
+    flood = 'do 30000 idtac "' + "x" * 200 + '". lia.'
     results = verifier.verify([nat_job("flood", flood), nat_job("after", "lia.")])
-    assert [r.verdict for r in results] == [Verdict.PROVED, Verdict.PROVED]
+    assert [r.verdict for r in results] == [Verdict.FAILED, Verdict.PROVED]
+    assert "printed more than" in results[0].detail
 
 
 def test_duplicates_are_checked_once_and_fanned_out(verifier: Deduplicated) -> None:
@@ -343,67 +347,6 @@ def test_missing_coqtop_and_backend_are_one_line_errors() -> None:
         make_verifier(VerificationConfig(coqtop="no-such-coqtop"))
     with pytest.raises(VerifierUnavailableError, match="no verifier backend 'hol4'"):
         make_verifier(VerificationConfig(backend="hol4"))  # type: ignore[arg-type]
-
-
-# ------------------------------------------- defence in depth: the screen switched off
-
-
-@pytest.fixture
-def unscreened(monkeypatch: pytest.MonkeyPatch) -> Iterator[Deduplicated]:
-    """A verifier whose text screen lets everything through: the trusted checks alone."""
-    monkeypatch.setattr(rocq, "screen_proof", lambda proof: None)
-    with make_verifier(VerificationConfig(workers=1, timeout_s=10.0)) as v:
-        yield v
-
-
-@pytest.mark.slow
-def test_trusted_checks_reject_what_the_screen_would_have_caught(
-    unscreened: Deduplicated,
-) -> None:
-    restate = "Abort.\nTheorem add_zero (n : nat) : n + 0 = n."
-    jobs = [
-        nat_job("admitted", "Admitted."),
-        nat_job("axiom", "Axiom cheat : forall n, n + 0 = n. apply cheat."),
-        nat_job(
-            "classic-name",
-            "Abort. Axiom classic : forall n : nat, n + 0 = n.\n"
-            f"{restate}\nProof. apply classic. Qed.",
-        ),
-        nat_job(
-            "section",
-            f"Abort. Section S. Hypothesis h : False.\n{restate}\nProof. destruct h. Qed. End S.",
-        ),
-        nat_job("open-section", "Abort. Section S."),
-        nat_job("changed", "Abort. Theorem add_zero : True. Proof. exact I. Qed."),
-        nat_job(
-            "notation",
-            'Abort. Notation "x + y" := True. Theorem add_zero (n : nat) : n + 0 = n.\n'
-            "Proof. exact I. Qed.",
-        ),
-        nat_job(
-            "guard",
-            "Abort. Unset Guard Checking.\n"
-            "Fixpoint f (n : nat) : n + 0 = n := f n.\nSet Guard Checking.\n"
-            f"{restate}\nProof. exact (f n). Qed.",
-        ),
-        nat_job("backto", "BackTo 1."),
-        nat_job("quit", "Quit."),
-        nat_job("after", "lia."),
-        nat_job("extraction", 'Require Extraction. Extraction "f.ml" nat. lia.'),
-    ]
-    results = {r.id: r for r in unscreened.verify(jobs)}
-    for job in jobs[:-2]:
-        assert results[job.id].verdict is not Verdict.PROVED, job.id
-    assert results["classic-name"].verdict is Verdict.UNSOUND
-    assert "Cand_" in results["classic-name"].detail  # resolved: not Coq.Logic.Classical_Prop
-    assert results["section"].verdict is Verdict.UNSOUND
-    assert results["changed"].verdict is Verdict.UNSOUND
-    assert results["guard"].verdict is Verdict.UNSOUND
-    assert results["quit"].verdict is Verdict.VERIFIER_ERROR
-    assert results["after"].verdict is Verdict.PROVED
-    # Extraction wrote into coqtop's own directory, emptied after the job: the proof is fine.
-    assert results["extraction"].verdict is Verdict.PROVED
-    assert not (Path.cwd() / "f.ml").exists() and not (ROOT / "f.ml").exists()
 
 
 # ------------------------------------------------------------------ the CLI

@@ -1,71 +1,59 @@
-"""Rocq (Coq) backend: warm ``coqtop -q -emacs`` workers, one job at a time each.
+"""Rocq (Coq) backend: two independent lines of checks, every proof text treated as hostile.
 
-A worker loads each header once and remembers the state number after it, and after each of
-its sentences: a header that starts with the same sentences as the last one loaded goes back
-to the state after them and loads only the rest (the state a load from scratch gives: each
-sentence runs on the state its predecessors left). Likewise it elaborates each statement
-once (step 1) and remembers the state with its proof just opened; the pool hands it the jobs
-of one statement back to back. A job is a few exchanges with coqtop, each ended by
-``Check <marker>.`` with a fresh random marker: coqtop answers it with an error naming the
-marker, so the answer (and the prompt after it, which shows the state number and any open
-proof) marks where the output for our input ends. The proof text cannot know the marker, so
-however much it prints (``idtac`` prints anything, fake prompts and errors included) it
-cannot fake that prompt or anything after it.
+    with make_verifier(VerificationConfig(backend="rocq")) as verifier:
+        results = verifier.verify(jobs)      # exactly one VerifyResult per job, in job order
 
-1. The statement, once per statement and worker, from the post-header state; no proof text
-   has run, so every answer is trusted::
+**What runs.** ``stp.verify.rocq_proof`` cuts the proof into sentences by Coq's lexer rules
+and rebuilds each tactic sentence as ``( <tactic> ) .``: inside the parentheses Coq's grammar
+accepts a tactic and nothing else, so no vernacular command of the proof can run. That rebuilt
+text, and nothing else, is what both lines below execute.
 
-       BackTo <post-header state>.
-       Definition stp_stmt_<n> := (<dataset statement as one type>).
-       Module Cand_<n>.
-       <dataset statement>
-       Proof.
+**First line: a warm ``coqtop -q -emacs`` per worker**, one job at a time. It loads each
+header once (a header sharing its first sentences with the last one goes back to the state
+after them and loads only the rest) and elaborates each statement once, remembering the
+state with its proof just opened; the pool hands it the jobs of one statement back to back.
+Every exchange ends with ``Check <marker>.`` for a fresh random marker: coqtop answers it with
+an error naming the marker and then a prompt holding the state number and the open proof.
+The proof cannot know the marker, so that prompt (the *trusted prompt*) is coqtop's own; the
+verdict is read from trusted prompts alone, never from text the proof could have printed:
 
-   An error here means the statement itself does not elaborate: ``verifier_error`` (for
-   every job of that statement). Otherwise the trusted prompt gives the post-statement state:
-   the theorem's proof open, nothing else run since the header.
+1. once per statement: ``BackTo <post-header state>. Definition stp_stmt_N : Type :=
+   (<statement as one type>). Module Cand_N. <statement> Proof.``; the trusted prompt must
+   show the theorem's proof open (else the statement does not elaborate: ``verifier_error``).
+2. each sentence in its own exchange: it went through if and only if the state changed. The
+   first that fails makes the proof ``failed``, as ``coqc`` would stop there. A proof whose
+   output runs past ``_OUTPUT_LIMIT`` bytes is ``failed``: nothing of it is read.
+3. ``Qed.`` must close the proof; ``End Cand_N.`` and ``Definition stp_chk_N : stp_stmt_N :=
+   @Cand_N.<name>.`` must each go through: the kernel accepted a theorem whose type is the
+   statement as elaborated before any proof text ran, in the clean top-level environment.
+4. ``BackTo <post-statement state>``: the trusted prompt must show that state with the proof
+   open, else the worker is retired. ``BackTo`` restores the whole environment, and coqtop
+   never reuses a state number.
 
-2. ``<proof text> Qed.``: the trusted prompt says whether a proof is still open (Qed did not
-   go through: ``failed``, the common case, which costs no more exchanges). The proof's own
-   output gives only the messages, and errors that make an accepted theorem ``failed`` (the
-   assembled file would not compile): faking an error can only make a proof fail.
+**Second line: the kernel, in fresh processes, batched** (``KernelCheck``). The proofs the
+first line accepted in one ``verify`` call are compiled again by ``coqc`` in one file, each
+header in a module of its own, each proof in its candidate module, ending with
+``Redirect "stp_assumptions" Print Assumptions`` of a definition bundling every candidate, and
+``Locate`` of each allowed axiom (both written to files the proofs cannot write). Then
+``coqchk -norec`` re-checks the compiled file with its own kernel and must report no constant
+relying on type-in-type, unsafe (co)fixpoints or assumed positivity: the constructions
+``Print Assumptions`` misses (functors applied with guard or universe checking off, Coq issues
+12155, 16646, 22366) do not pass it. Every assumption must be a fully qualified axiom from
+``ALLOWED_AXIOMS``. ``Print Assumptions`` costs as much for the bundle as for one theorem,
+which is what makes the batch cheap; when a batch shows a problem, each proof is checked
+alone the same way (its header at top level), and only the proofs at fault lose ``proved``.
 
-3. The questions, every answer trusted::
-
-       End Cand_<n>.                                   (fails if a section/module is left open)
-       Definition stp_chk_<n> : stp_stmt_<n> := Cand_<n>.<name>.   (through the kernel)
-       Print Assumptions stp_chk_<n>.
-
-   So the kernel accepted a theorem whose type is the statement as elaborated before the proof
-   ran, checked in the clean top-level environment (outside the module: a Section hypothesis,
-   a notation or a redefinition inside it changes nothing), with no unsafe flag (guard,
-   positivity, universes).
-
-4. ``About`` each assumption: ``Print Assumptions`` prints short names, and only fully
-   qualified standard-library axioms from ``ALLOWED_AXIOMS`` pass (a user ``Axiom classic``
-   resolves to ``Top.Cand_<n>.classic``).
-
-5. ``BackTo <post-statement state>``; the trusted prompt must show that state with the
-   theorem's proof open, else the worker is retired. The next proof of the statement starts
-   from exactly the state the first one did: ``BackTo`` restores the whole environment,
-   proof state included, and coqtop never reuses a state number (a proof's own ``BackTo``
-   to an earlier state discards ours, and then this step fails).
-
-coqtop runs in a fresh directory of its own (files a proof writes land there), emptied after
-every job. A proof still running at ``verification.timeout_s`` is interrupted (SIGINT,
-coqtop's Ctrl-C) and the worker goes back to step 5; one that does not come back within a
-few seconds is killed with its process group and replaced. Either way the verdict is
-``timeout``.
-
-Before any of this, ``screen_proof`` rejects proof text that is not made of tactic sentences
-(an allow-list of sentence shapes): a cheap, clear verdict for ``Admitted``, ``Axiom``,
-``Section``, ``Unset Guard Checking``, ``Redirect``, ``Quit``, ``BackTo``, ... It is not
-what makes the check sound; the questions above are.
+coqtop runs in a directory of its own, emptied after every job. A proof still running at
+``verification.timeout_s`` is interrupted (SIGINT, coqtop's Ctrl-C) and the worker goes back
+to step 4; one that does not come back within a few seconds is killed with its process group
+and replaced. A resource failure while loading a header (out of memory) is retried once on a
+fresh coqtop and never remembered as a bad header.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import secrets
@@ -76,21 +64,28 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from stp.config import VerificationConfig
 from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
 from stp.verify.backends import VerifierUnavailableError
 from stp.verify.pool import PoolVerifier, default_workers
 from stp.verify.process import kill_group, spawn
+from stp.verify.rocq_proof import ProofRejected, ProofSentence, proof_sentences, single_sentence
 from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
 
 BACKEND = "rocq"
 INSTALL_HINT = "install Rocq/Coq with `apt-get install -y coq` (or set verification.coqtop)"
 
-# Axioms a proof may depend on, fully qualified. The first three are what the standard
-# library's real numbers rest on (found with `Print Assumptions` over lra, sqrt, exp, ln, PI,
-# Rpower, series, ...); the others are the standard classical axioms, consistent with them.
+# Axioms a proof may depend on, fully qualified. The standard library's real numbers rest on
+# the first three. The others are classical logic, extensionality, proof irrelevance and the
+# classical description and choice axioms: all hold in the set-theoretic model the real
+# numbers' axioms assume (Lean's Mathlib allows the same strength: Classical.choice). Not
+# allowed: anything else, e.g. Coq.Compat.AdmitAxiom.proof_admitted (False) or an axiom a
+# header declares.
 ALLOWED_AXIOMS: frozenset[str] = frozenset(
     {
         "Coq.Reals.ClassicalDedekindReals.sig_forall_dec",
@@ -99,36 +94,30 @@ ALLOWED_AXIOMS: frozenset[str] = frozenset(
         "Coq.Logic.Classical_Prop.classic",
         "Coq.Logic.PropExtensionality.propositional_extensionality",
         "Coq.Logic.ProofIrrelevance.proof_irrelevance",
-        "Coq.Logic.ClassicalEpsilon.constructive_indefinite_description",
         "Coq.Logic.Eqdep.Eq_rect_eq.eq_rect_eq",
         "Coq.Logic.JMeq.JMeq_eq",
+        "Coq.Logic.Description.constructive_definite_description",
+        "Coq.Logic.IndefiniteDescription.constructive_indefinite_description",
+        "Coq.Logic.ClassicalEpsilon.constructive_indefinite_description",
+        "Coq.Logic.Epsilon.epsilon_statement",
+        "Coq.Logic.ClassicalUniqueChoice.dependent_unique_choice",
+        "Coq.Logic.RelationalChoice.relational_choice",
     }
 )
 
-_OUTPUT_HEAD = 64 * 1024  # of a flooding proof's output we keep the start ...
-_OUTPUT_TAIL = 1024 * 1024  # ... and the end, where the trusted answers are
+_OUTPUT_LIMIT = 4 * 1024 * 1024  # bytes of output one exchange may produce; more is `failed`
 _INTERRUPT_GRACE_S = 3.0  # after a timeout, how long interrupts may take to bring coqtop back
 _INTERRUPT_STALL_S = 0.5  # ... and how long a later sentence may run before it is interrupted
-_MAX_MESSAGES = 10
 _MAX_MESSAGE_CHARS = 2000
 
-_PROMPT = re.compile(r"<prompt>(.*?)</prompt>", re.S)
+_PROMPT = re.compile(rb"<prompt>(.*?)</prompt>", re.S)
 _PROMPT_STATE = re.compile(r"^\S+ < (\d+) \|([^|]*)\| \d+ < $")  # state, open proofs
 _TAG = re.compile(r"</?(?:infomsg|warning)>")
 _INFOMSG = re.compile(r"<infomsg>.*?</infomsg>", re.S)
 _LOCATION = re.compile(r"Toplevel input, characters (\d+)-(\d+):")
-_EXPANDS_TO = re.compile(r"Expands to: \w+\s+(\S+)")
 _STATEMENT = re.compile(
     r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Example)\s+([A-Za-z_][\w']*)"
 )
-_SELECTOR = re.compile(
-    r"(?:\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|all|par|!|\[\s*[A-Za-z_][\w']*\s*\])"
-    r"\s*:\s*"
-)
-_WORD = re.compile(r"[A-Za-z_][\w']*")
-# A qualified name (`Z.le_elim`) starts a tactic call: no vernacular command has a dot in it.
-_QUALIFIED = re.compile(r"[A-Za-z_][\w']*(?:\.[A-Za-z_][\w']*)+(?![\w'])")
-_STRING = re.compile(r'"(?:[^"]|"")*"')
 # coqtop survives a stack overflow (a failed proof, as coqc says) but not running out of memory.
 _OUT_OF_MEMORY = "Out of memory"
 
@@ -141,48 +130,6 @@ class _Timeout(Exception):
 
 class _Crashed(Exception):
     pass
-
-
-# ------------------------------------------------------------------ proof screening
-
-
-def screen_proof(proof: str) -> tuple[Verdict, str] | None:
-    """None when every sentence of ``proof`` has an allowed shape (a tactic, possibly after a
-    goal selector; a bullet; a brace); else the verdict and why."""
-    spans, unread = rocq_sentences(proof)
-    for start, end in spans:
-        sentence = rocq_strip_comments(proof[start:end]).strip()
-        body = sentence.removesuffix(".").strip()
-        if body in ("{", "}") or re.fullmatch(r"-+|\++|\*+", body):
-            continue
-        selector = _SELECTOR.match(body)
-        if selector is not None:
-            body = body[selector.end() :].strip()
-            if body.startswith("{"):  # "2: {" focuses a goal; coqtop reads it as one sentence
-                body = body[1:].strip()
-                if not body:
-                    continue
-        body = body.lstrip("( ")  # "(tac1; tac2)." is a tactic too
-        first = _WORD.match(body)
-        if first is not None and (body[0].islower() or _QUALIFIED.match(body)):
-            words = set(_WORD.findall(_STRING.sub(" ", body)))
-            if words & {"admit", "give_up"}:
-                return Verdict.INCOMPLETE, f"the proof gives up a goal: {sentence!r}"
-            continue
-        if first is not None and first.group() in ("Admitted", "Abort"):
-            return Verdict.INCOMPLETE, f"the proof is not finished: {sentence!r}"
-        if first is not None or body.startswith("#"):
-            return (
-                Verdict.UNSOUND,
-                f"{sentence[:80]!r} is a command, not a tactic: a proof may only hold tactics, "
-                "bullets, braces and goal selectors",
-            )
-        return Verdict.FAILED, f"not a tactic sentence: {sentence[:80]!r}"
-    if proof[unread:].strip():
-        return Verdict.FAILED, "the proof text ends inside a sentence, comment or string"
-    if not spans:
-        return Verdict.FAILED, "empty proof"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,32 +157,38 @@ def parse_statement(formal_statement: str) -> ParsedStatement:
     raise ValueError(f"no ':' before the statement's type: {text[:80]!r}")
 
 
+def statement_definition(name: str, statement: ParsedStatement) -> str:
+    """The statement as a definition of type ``Type``: elaborated against a sort, as a theorem's
+    statement is (``type_scope``, coercions to a sort), with implicit binders kept."""
+    return f"Definition {name} : Type := ({statement.type})."
+
+
 # ------------------------------------------------------------------ coqtop session
 
 
-def _responses(output: str) -> list[str]:
-    """The answer to each sentence of an exchange (the text before each prompt, in order),
-    without the final marker's."""
-    return _PROMPT.split(output)[0::2][:-2]
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """What coqtop printed for one exchange. ``state`` and ``open_proof`` come from the
+    trusted prompt; ``text`` is free text (the proof may have printed it): messages only."""
+
+    text: str
+    state: int
+    open_proof: str
+    truncated: bool
+
+    def responses(self) -> list[str]:
+        """The answer to each sentence sent (free text), without the marker's."""
+        return [_decode(r) for r in _PROMPT.split(self.text.encode())[0::2][:-2]]
 
 
-def _prompt_state(output: str) -> tuple[int, str]:
-    """(state number, the open proof's name or "") from the last prompt in ``output``."""
-    prompts = _PROMPT.findall(output)
-    match = _PROMPT_STATE.match(prompts[-1]) if prompts else None
-    if match is None:
-        raise _Crashed(f"unexpected coqtop prompt: {prompts[-1:]}")
-    return int(match.group(1)), match.group(2)
-
-
-def _has_error(response: str) -> bool:
-    return "Error:" in response
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 def _error_text(response: str) -> str:
     text = _TAG.sub("", response)
     at = text.find("Error:")
-    return " ".join(text[at + len("Error:") :].split()) if at != -1 else text.strip()
+    return " ".join(text[at + len("Error:") :].split()) if at != -1 else " ".join(text.split())
 
 
 class _Coqtop:
@@ -248,17 +201,16 @@ class _Coqtop:
         self._out = self.proc.stdout.fileno()
         os.set_blocking(self._in, False)
 
-    def exchange(self, text: str, timeout_s: float) -> str:
-        """Send ``text`` followed by a marker sentence; return the output up to and including
-        the prompt after the marker's answer. Raises ``_Timeout`` or ``_Crashed``."""
-        marker = f"stp_mark_{secrets.token_hex(8)}"
-        pending = f"{text}\nCheck {marker}.\n".encode()
-        needle = marker.encode()
+    def exchange(self, text: str, timeout_s: float) -> _Reply:
+        """Send ``text`` followed by a marker sentence; return coqtop's reply up to the prompt
+        after the marker's answer. Raises ``_Timeout`` or ``_Crashed``."""
+        marker = f"stp_mark_{secrets.token_hex(8)}".encode()
+        pending = text.encode() + b"\nCheck " + marker + b".\n"
         deadline = time.monotonic() + timeout_s
         give_up: float | None = None  # set once the deadline passed and interrupts began
         last_progress = 0.0  # when coqtop last answered a sentence or was interrupted
-        head = bytearray()
         out = bytearray()
+        dropped = 0  # bytes of a flood not kept (only the window where the marker can be)
         marker_at = -1
         while True:
             now = time.monotonic()
@@ -289,35 +241,58 @@ class _Coqtop:
             if not chunk and give_up is not None:
                 raise _Timeout(recovered=False)
             if not chunk:
-                last_words = " ".join(out[-200:].decode("utf-8", errors="replace").split())
-                raise _Crashed(f"coqtop closed its output: {last_words}")
+                raise _Crashed("coqtop closed its output")
             out += chunk
             if b"</prompt>" in chunk:
                 last_progress = time.monotonic()
             if marker_at == -1:
-                marker_at = out.find(needle, max(0, len(out) - len(chunk) - len(needle)))
-                if marker_at == -1 and len(out) > _OUTPUT_TAIL + _OUTPUT_HEAD:
-                    # A flooding proof: keep its first bytes and a window at the end.
-                    if not head:
-                        head = out[:_OUTPUT_HEAD] + b"\n[... output truncated ...]\n"
-                    del out[: len(out) - _OUTPUT_TAIL]
-            if marker_at != -1 and out.find(b"</prompt>", marker_at) != -1:
+                marker_at = out.find(marker, max(0, len(out) - len(chunk) - len(marker)))
+                if marker_at == -1 and len(out) > _OUTPUT_LIMIT:
+                    keep = len(marker) + 64  # the marker may straddle two reads
+                    dropped += len(out) - keep
+                    del out[: len(out) - keep]
+            if marker_at != -1 and (end := out.find(b"</prompt>", marker_at)) != -1:
                 if give_up is not None:
                     raise _Timeout(recovered=True)
-                return (bytes(head) + bytes(out)).decode("utf-8", errors="replace")
+                return self._reply(bytes(out[: end + len(b"</prompt>")]), marker_at, dropped)
+
+    @staticmethod
+    def _reply(out: bytes, marker_at: int, dropped: int) -> _Reply:
+        trusted = _PROMPT.findall(out, marker_at)
+        match = _PROMPT_STATE.match(_decode(trusted[-1])) if trusted else None
+        if match is None:
+            raise _Crashed(f"unexpected coqtop prompt after the marker: {trusted[-1:]!r}")
+        return _Reply(
+            _decode(out), int(match.group(1)), match.group(2), dropped + len(out) > _OUTPUT_LIMIT
+        )
 
     def close(self) -> None:
         kill_group(self.proc)
 
 
-# ------------------------------------------------------------------ the worker
+# ------------------------------------------------------------------ first line: the worker
+
+
+def _sibling(coqtop: str, program: str) -> str:
+    """``coqc``/``coqchk`` from the installation ``verification.coqtop`` names."""
+    argv = shlex.split(coqtop)
+    if argv and "/" in argv[0]:
+        return str(Path(argv[0]).with_name(program))
+    return program
 
 
 def coqtop_version(coqtop: str) -> str:
-    """The first line of ``coqtop --version``; raises ``VerifierUnavailableError`` without it."""
+    """The first line of ``coqtop --version``; raises ``VerifierUnavailableError`` without it
+    (or without the ``coqc`` and ``coqchk`` installed beside it)."""
     argv = shlex.split(coqtop)
     if not argv or shutil.which(argv[0]) is None:
         raise VerifierUnavailableError(f"{coqtop!r} not found on PATH: {INSTALL_HINT}")
+    for program in ("coqc", "coqchk"):
+        if shutil.which(_sibling(coqtop, program)) is None:
+            raise VerifierUnavailableError(
+                f"{program} not found beside {argv[0]!r}: it checks accepted proofs again; "
+                f"{INSTALL_HINT}"
+            )
     done = subprocess.run(
         [argv[0], "--version"], capture_output=True, text=True, timeout=60, check=False
     )
@@ -329,7 +304,7 @@ def coqtop_version(coqtop: str) -> str:
 
 
 class RocqWorker:
-    """One warm coqtop; see the module docstring for the protocol."""
+    """One warm coqtop: the first line (see the module docstring)."""
 
     def __init__(self, config: VerificationConfig, assistant_version: str) -> None:
         self._config = config
@@ -349,6 +324,7 @@ class RocqWorker:
         self._statement_error = ""  # it does not elaborate: the worker stays at the header
         self._module = self._stmt = ""
         self._healthy = True
+        self._retry = False  # the job's answer may come from the state of a spent coqtop
 
     @property
     def healthy(self) -> bool:
@@ -356,19 +332,37 @@ class RocqWorker:
 
     def close(self) -> None:
         self._healthy = False
+        self._stop()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    def _stop(self) -> None:
+        """Kill coqtop; the next job starts a fresh one and loads its header again."""
         if self._coqtop is not None:
             self._coqtop.close()
             self._coqtop = None
-        shutil.rmtree(self._root, ignore_errors=True)
+        self._header = self._statement = None
+        self._loaded = []
+
+    def _start(self) -> _Coqtop:
+        if self._coqtop is None:
+            self._coqtop = _Coqtop(self._argv, self._root, self._config.memory_limit_mb)
+            self._initial_state = self._coqtop.exchange("", self._config.header_timeout_s).state
+        return self._coqtop
 
     def _load_header(self, header: str) -> None:
         """Make the post-``header`` state current (loading it once per worker, from the state
-        after the sentences it shares with the last header loaded)."""
-        if self._coqtop is None:
-            self._coqtop = _Coqtop(self._argv, self._root, self._config.memory_limit_mb)
-            self._initial_state, _ = _prompt_state(
-                self._coqtop.exchange("", self._config.header_timeout_s)
-            )
+        after the sentences it shares with the last header loaded). A header that runs out of
+        memory is loaded once more on a fresh coqtop, and not remembered as bad."""
+        for attempt in range(2):
+            self._load_header_once(header)
+            if _OUT_OF_MEMORY not in self._header_error or attempt:
+                break
+            self._stop()
+        if _OUT_OF_MEMORY in self._header_error:
+            self._healthy = False  # this worker's memory is spent; the next job gets another
+
+    def _load_header_once(self, header: str) -> None:
+        coqtop = self._start()
         if header == self._header:
             return
         self._header = self._statement = None
@@ -386,30 +380,52 @@ class RocqWorker:
         del self._loaded[shared:]  # gone with the BackTo below
         base = self._loaded[-1][1] if self._loaded else self._initial_state
         rest = header[spans[shared - 1][1] :] if shared else header
-        output = self._coqtop.exchange(f"BackTo {base}.\n{rest}", self._config.header_timeout_s)
-        errors = [r for r in _responses(output) if _has_error(r)]
+        reply = coqtop.exchange(f"BackTo {base}.\n{rest}", self._config.header_timeout_s)
+        # No proof text has run in this coqtop since its state was restored: every answer is
+        # coqtop's own.
+        responses = reply.responses()
+        errors = [r for r in responses if "Error:" in r]
         self._header_error = _error_text(errors[0]) if errors else ""
-        self._header_state, _ = _prompt_state(output)
+        self._header_state = reply.state
         # A prompt after the BackTo, after each sentence and after the marker: when coqtop read
         # the sentences we split, the states after them can start a later header.
-        prompts = [_PROMPT_STATE.match(p) for p in _PROMPT.findall(output)]
+        prompts = [_PROMPT_STATE.match(_decode(p)) for p in _PROMPT.findall(reply.text.encode())]
         if not errors and len(prompts) == len(sentences) - shared + 2 and all(prompts):
             states = [int(p.group(1)) for p in prompts[1:-1] if p is not None]
             self._loaded += zip(sentences[shared:], states, strict=True)
-        self._header = header
+        self._header = header if _OUT_OF_MEMORY not in self._header_error else None
 
     def check(self, job: VerifyJob) -> VerifyResult:
+        result = self._check_once(job)
+        if self._retry:
+            # coqtop ran out of memory or died during the proof: once more on a fresh one, so
+            # that what an earlier job left in this coqtop decides nothing. The second answer
+            # stands (a proof that exhausts memory fails, as it does under coqc).
+            self._stop()
+            result = self._check_once(job)
+            if self._retry and result.verdict is Verdict.VERIFIER_ERROR:
+                detail = "coqtop died running the proof, on a fresh coqtop too (out of memory?)"
+                result = dataclasses.replace(result, verdict=Verdict.FAILED, detail=detail)
+        return result
+
+    def _check_once(self, job: VerifyJob) -> VerifyResult:
+        self._retry = False
         checking = Checking(job, BACKEND, self._version)
-        screened = screen_proof(job.proof)
+        try:
+            sentences = proof_sentences(job.proof)
+        except ProofRejected as rejected:
+            return checking.result(rejected.verdict, rejected.detail)
         cited = ROCQ.cited(job.proof, job.forbidden_names)
         if cited is not None:
-            screened = (Verdict.UNSOUND, f"the proof cites {cited}, the target's own library copy")
-        if screened is not None:
-            return checking.result(*screened)
+            detail = f"the proof cites {cited}, the target's own library copy"
+            return checking.result(Verdict.UNSOUND, detail)
         try:
             statement = parse_statement(job.formal_statement)
         except ValueError as exc:
             return checking.result(Verdict.VERIFIER_ERROR, detail=str(exc))
+        if not single_sentence(job.formal_statement):
+            detail = "the statement is not exactly one sentence (or holds unusual characters)"
+            return checking.result(Verdict.VERIFIER_ERROR, detail=detail)
         try:
             self._load_header(job.header)
         except (_Timeout, _Crashed) as exc:
@@ -428,7 +444,10 @@ class RocqWorker:
                     Verdict.VERIFIER_ERROR,
                     detail=f"the statement does not elaborate: {self._statement_error}",
                 )
-            return self._check_in(job, statement, checking)
+            result = self._run_job(job, sentences, statement, checking)
+            if not self._restore(statement.name):
+                self._healthy = False
+            return result
         except _Timeout as exc:
             entered = self._statement == job.formal_statement and not self._statement_error
             if not (exc.recovered and self._restore(statement.name if entered else "")):
@@ -438,7 +457,8 @@ class RocqWorker:
                 detail=f"no verdict within {self._config.timeout_s:g} s",
             )
         except _Crashed as exc:
-            self.close()
+            self._stop()
+            self._retry = True
             return checking.result(Verdict.VERIFIER_ERROR, detail=f"coqtop: {exc}")
         finally:
             if self._coqtop is not None:  # close() removed the directory
@@ -454,106 +474,97 @@ class RocqWorker:
         self._statement, self._statement_error = None, ""  # until the trusted prompt answers
         nonce = secrets.token_hex(8)
         module, stmt = f"Cand_{nonce}", f"stp_stmt_{nonce}"
-        output = self._coqtop.exchange(
-            f"BackTo {self._header_state}.\nDefinition {stmt} := ({statement.type}).\n"
+        reply = self._coqtop.exchange(
+            f"BackTo {self._header_state}.\n{statement_definition(stmt, statement)}\n"
             f"Module {module}.\n{job.formal_statement}\nProof.",
             self._config.timeout_s,
         )
-        errors = [r for r in _responses(output) if _has_error(r)]
-        state, open_proof = _prompt_state(output)
-        if errors or open_proof != statement.name:
+        errors = [r for r in reply.responses() if "Error:" in r]
+        if errors or reply.open_proof != statement.name:
             self._statement_error = _error_text(errors[0]) if errors else "no proof opened"
             if not self._restore():
                 raise _Crashed("could not return to the post-header state")
         else:
-            self._statement_state, self._module, self._stmt = state, module, stmt
+            self._statement_state, self._module, self._stmt = reply.state, module, stmt
         self._statement = job.formal_statement
         return not self._statement_error
 
-    def _check_in(
-        self, job: VerifyJob, statement: ParsedStatement, checking: Checking
-    ) -> VerifyResult:
-        result = self._run_job(job, statement, checking)
-        if not self._restore(statement.name):
-            self._healthy = False
-        return result
-
     def _restore(self, open_proof: str = "") -> bool:
-        """5. Back to the post-statement state (the post-header state when ``open_proof`` is
+        """4. Back to the post-statement state (the post-header state when ``open_proof`` is
         empty); True when the trusted prompt shows that state with that proof open."""
         assert self._coqtop is not None
         target = self._statement_state if open_proof else self._header_state
         try:
-            output = self._coqtop.exchange(f"BackTo {target}.", self._config.header_timeout_s)
-            return _prompt_state(output) == (target, open_proof)
+            reply = self._coqtop.exchange(f"BackTo {target}.", self._config.header_timeout_s)
         except (_Timeout, _Crashed):
             return False
+        return (reply.state, reply.open_proof) == (target, open_proof)
 
     def _run_job(
-        self, job: VerifyJob, statement: ParsedStatement, checking: Checking
+        self,
+        job: VerifyJob,
+        sentences: list[ProofSentence],
+        statement: ParsedStatement,
+        checking: Checking,
     ) -> VerifyResult:
         assert self._coqtop is not None
         coqtop = self._coqtop
-        timeout = self._config.timeout_s  # the header and statement do not count against it
-        module, stmt, chk = self._module, self._stmt, f"stp_chk_{secrets.token_hex(8)}"
+        deadline = time.monotonic() + self._config.timeout_s  # header and statement are free
+        state = self._statement_state
 
-        # 2. The proof. Only the prompt after the marker is trusted: is a proof still open?
-        sent = f"{job.proof}\nQed."
-        output = coqtop.exchange(sent, timeout)
-        responses = _responses(output)
-        messages = _messages(job.proof, sent, responses)
-        if any(_OUT_OF_MEMORY in r for r in responses):
-            self._healthy = False
-            return checking.result(Verdict.VERIFIER_ERROR, "out of memory", messages)
-        _, proof_open = _prompt_state(output)
-        if proof_open:  # Qed did not go through
-            detail = messages[0].text if messages else "the proof is not complete"
-            return checking.result(Verdict.FAILED, detail, messages)
-        raised_errors = any(_has_error(r) for r in responses)
+        def step(text: str) -> _Reply:
+            return coqtop.exchange(text, max(0.0, deadline - time.monotonic()))
 
-        # 3. The questions; every answer is trusted.
-        output = coqtop.exchange(
-            f"End {module}.\nDefinition {chk} : {stmt} := {module}.{statement.name}.\n"
-            f"Print Assumptions {chk}.",
-            timeout,
+        # 2. The proof, one sentence at a time: it went through iff the state changed.
+        for sentence in sentences:
+            reply = step(sentence.sent)
+            if reply.truncated:
+                detail = f"the proof printed more than {_OUTPUT_LIMIT} bytes"
+                return checking.result(Verdict.FAILED, detail)
+            if reply.state == state or reply.open_proof != statement.name:
+                self._retry = _OUT_OF_MEMORY in reply.text
+                message = _message(job.proof, sentence, reply)
+                return checking.result(Verdict.FAILED, message.text, (message,))
+            state = reply.state
+
+        # 3. Qed, then the questions: no proof text runs from here on.
+        reply = step("Qed.")
+        if reply.state == state or reply.open_proof:
+            message = _message(job.proof, sentences[-1], reply, located=False)
+            detail = f"the proof is not complete: {message.text}"
+            return checking.result(Verdict.FAILED, detail, (message,))
+        state = reply.state
+        reply = step(f"End {self._module}.")
+        if reply.state == state or reply.open_proof:
+            return checking.result(Verdict.UNSOUND, "the candidate module could not be closed")
+        state = reply.state
+        reply = step(
+            f"Definition stp_chk_{secrets.token_hex(8)} : {self._stmt} := "
+            f"@{self._module}.{statement.name}."
         )
-        answers = _responses(output)
-        if len(answers) != 3:
-            raise _Crashed(f"expected 3 answers to the questions, got {len(answers)}")
-        end, definition, assumptions = answers
-        if _has_error(end) or f"Module {module} is defined" not in end:
-            return checking.result(
-                Verdict.UNSOUND, "the proof left a section or module open", messages
-            )
-        if _has_error(definition) or f"{chk} is defined" not in definition:
-            detail = (
-                "the theorem was closed without a proof of the dataset statement "
-                "(abandoned, restated or changed)"
-            )
-            return checking.result(Verdict.UNSOUND, detail, messages)
-        names, unsafe = parse_assumptions(assumptions)
-        if unsafe:
-            return checking.result(Verdict.UNSOUND, f"unsafe: {unsafe}", messages)
+        if reply.state == state:
+            detail = "the theorem closed is not a proof of the dataset statement"
+            return checking.result(Verdict.UNSOUND, detail)
+        return checking.result(Verdict.PROVED)
 
-        # 4. Resolve the short names Print Assumptions printed, in the same environment.
-        axioms: tuple[str, ...] = ()
-        if names:
-            output = coqtop.exchange("\n".join(f"About {n}." for n in names), timeout)
-            answers = _responses(output)
-            if len(answers) != len(names):
-                raise _Crashed(f"expected {len(names)} answers to About, got {len(answers)}")
-            axioms = tuple(
-                m.group(1) if (m := _EXPANDS_TO.search(r)) else f"<unresolved {n}>"
-                for n, r in zip(names, answers, strict=True)
-            )
-            forbidden = [a for a in axioms if a not in ALLOWED_AXIOMS]
-            if forbidden:
-                detail = f"depends on axioms outside the allow-list: {', '.join(forbidden)}"
-                return checking.result(Verdict.UNSOUND, detail, messages, axioms)
-        if raised_errors:
-            # The kernel accepted the theorem, but the assembled file would not compile.
-            return checking.result(Verdict.FAILED, "the proof raised errors", messages, axioms)
-        return checking.result(Verdict.PROVED, "", messages, axioms)
+
+def _message(
+    proof: str, sentence: ProofSentence, reply: _Reply, *, located: bool = True
+) -> Message:
+    """The error coqtop gave for ``sentence`` (free text: shown, never decisive), placed in
+    the proof where coqtop's ``characters A-B`` (bytes from the start of the sent text) allow."""
+    responses = reply.responses()
+    errors = [r for r in responses if "Error:" in r]
+    text = _error_text(errors[0] if errors else (responses[0] if responses else ""))
+    offset = sentence.start
+    location = _LOCATION.search(errors[0]) if errors and located else None
+    if location is not None and sentence.body_offset:
+        sent_bytes = sentence.sent.encode()
+        at = len(sent_bytes[: int(location.group(1))].decode(errors="ignore"))
+        offset = min(sentence.end, sentence.body_start + max(0, at - sentence.body_offset))
+    line = proof.count("\n", 0, offset) + 1
+    column = offset - (proof.rfind("\n", 0, offset) + 1)
+    return Message("error", (text or "the sentence failed")[:_MAX_MESSAGE_CHARS], line, column)
 
 
 def _empty_directory(path: str) -> None:
@@ -564,6 +575,9 @@ def _empty_directory(path: str) -> None:
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
+
+
+# ------------------------------------------------------------------ second line: the kernel
 
 
 def parse_assumptions(response: str) -> tuple[list[str], str]:
@@ -586,36 +600,239 @@ def parse_assumptions(response: str) -> tuple[list[str], str]:
     return names, ""
 
 
-def _messages(proof: str, sent: str, responses: list[str]) -> tuple[Message, ...]:
-    """Errors from the answers to the proof's sentences, positioned in the proof text where
-    coqtop's ``characters A-B`` (bytes from the start of the sentence's first line) allow."""
-    spans, _ = rocq_sentences(sent)
-    messages = []
-    for index, response in enumerate(responses):
-        if not _has_error(response):
-            continue
-        line = column = None
-        location = _LOCATION.search(response)
-        if location is not None and index < len(spans):
-            line_start = sent.rfind("\n", 0, spans[index][0]) + 1
-            line_bytes = sent[line_start:].encode()
-            offset = line_start + len(line_bytes[: int(location.group(1))].decode(errors="ignore"))
-            if offset < len(proof):
-                line = proof.count("\n", 0, offset) + 1
-                column = offset - (proof.rfind("\n", 0, offset) + 1)
-        messages.append(Message("error", _error_text(response)[:_MAX_MESSAGE_CHARS], line, column))
-        if len(messages) == _MAX_MESSAGES:
-            break
-    return tuple(messages)
+_SHORTER = re.compile(r"\(shorter name to refer to it in current context is (\S+)\)")
+_CHECKER_UNSAFE = (
+    "Constants/Inductives relying on type-in-type",
+    "Constants/Inductives relying on unsafe (co)fixpoints",
+    "Inductives whose positivity is assumed",
+)
 
 
-def make_backend(config: VerificationConfig) -> PoolVerifier:
-    """The Rocq verifier: a pool of warm coqtop workers."""
+@dataclass(frozen=True, slots=True)
+class KernelVerdict:
+    """The second line's word on one proof: None where it confirms ``proved``."""
+
+    verdict: Verdict | None
+    detail: str = ""
+    axioms: tuple[str, ...] = ()
+
+
+class KernelCheck:
+    """The second line: ``coqc`` and ``coqchk`` in fresh processes, one file per batch."""
+
+    def __init__(self, config: VerificationConfig) -> None:
+        argv = shlex.split(config.coqtop)
+        self._coqc = [_sibling(config.coqtop, "coqc"), *argv[1:]]
+        self._coqchk = [_sibling(config.coqtop, "coqchk"), *_load_path_flags(argv[1:])]
+        self._config = config
+
+    def check(self, jobs: Sequence[VerifyJob]) -> list[KernelVerdict]:
+        """One verdict per job: all in one file first; each alone when that file fails."""
+        if not jobs:
+            return []
+        together = self._check_file(jobs, wrap_headers=True)
+        if together is not None:
+            return [together] * len(jobs)
+        if len(jobs) == 1:
+            alone = self._check_file(jobs, wrap_headers=False)
+            return [alone] if alone is not None else [KernelVerdict(Verdict.FAILED)]
+        return [self._alone(job) for job in jobs]
+
+    def _alone(self, job: VerifyJob) -> KernelVerdict:
+        verdict = self._check_file([job], wrap_headers=False, explain=True)
+        assert verdict is not None
+        return verdict
+
+    def _check_file(
+        self, jobs: Sequence[VerifyJob], *, wrap_headers: bool, explain: bool = False
+    ) -> KernelVerdict | None:
+        """Compile ``jobs`` in one file and check it; the verdict for all of them, or None when
+        something failed and ``explain`` is off (the caller then checks each alone)."""
+        with tempfile.TemporaryDirectory(prefix="stp-rocq-kernel-") as tmp:
+            source = _batch_file(jobs, wrap_headers=wrap_headers)
+            Path(tmp, "Batch.v").write_text(source)
+            seconds = self._config.header_timeout_s + self._config.timeout_s * len(jobs)
+            code, output = _run(
+                [*self._coqc, "-q", "-Q", ".", "STP", "Batch.v"],
+                tmp,
+                seconds,
+                self._config.memory_limit_mb,
+            )
+            if code != 0:
+                why = "timed out" if code is None else f"failed: {_tail(output)}"
+                return (
+                    KernelVerdict(Verdict.FAILED, f"coqc on the whole file {why}")
+                    if explain
+                    else None
+                )
+            verdict = _read_assumptions(Path(tmp))
+            if verdict.verdict is not None:
+                return verdict if explain else None
+            code, output = _run(
+                [*self._coqchk, "-silent", "-o", "-Q", ".", "STP", "-norec", "STP.Batch"],
+                tmp,
+                seconds,
+                self._config.memory_limit_mb,
+            )
+            problem = _checker_problem(code, output)
+            if problem:
+                return KernelVerdict(Verdict.UNSOUND, f"coqchk: {problem}") if explain else None
+            return verdict
+
+
+def _load_path_flags(args: Sequence[str]) -> list[str]:
+    """The ``-Q``/``-R`` load-path options among coqtop's extra arguments (coqchk takes those)."""
+    flags: list[str] = []
+    for i, arg in enumerate(args):
+        if arg in ("-Q", "-R") and len(args) >= i + 3:
+            flags += args[i : i + 3]
+    return flags
+
+
+def _batch_file(jobs: Sequence[VerifyJob], *, wrap_headers: bool) -> str:
+    """The file the second line compiles: every job's proof as the first line ran it."""
+    by_header: dict[str, list[int]] = {}
+    for index, job in enumerate(jobs):
+        by_header.setdefault(job.header, []).append(index)
+    parts: list[str] = []
+    checks: list[str] = []
+    for h, (header, indices) in enumerate(by_header.items()):
+        scope = f"STP_H{h}." if wrap_headers else ""
+        if wrap_headers:
+            parts.append(f"Module STP_H{h}.\n")
+        parts.append(f"{header.rstrip()}\n")
+        for i in indices:
+            job = jobs[i]
+            statement = parse_statement(job.formal_statement)
+            sentences = "\n".join(s.sent for s in proof_sentences(job.proof))
+            parts.append(
+                f"{statement_definition(f'stp_stmt_{i}', statement)}\n"
+                f"Module Cand_{i}.\n{job.formal_statement}\nProof.\n{sentences}\nQed.\n"
+                f"End Cand_{i}.\n"
+                f"Definition stp_chk_{i} : stp_stmt_{i} := @Cand_{i}.{statement.name}.\n"
+            )
+            checks.append(f"{scope}stp_chk_{i}")
+        if wrap_headers:
+            parts.append(f"End STP_H{h}.\n")
+    bundle = "tt"
+    for name in reversed(checks):
+        bundle = f"(@{name}, {bundle})"
+    parts.append(f"Definition stp_all := {bundle}.\n")
+    parts.append('Redirect "stp_assumptions" Print Assumptions stp_all.\n')
+    for k, axiom in enumerate(sorted(ALLOWED_AXIOMS)):
+        parts.append(f'Redirect "stp_locate_{k}" Locate Term {axiom}.\n')
+    return "".join(parts)
+
+
+def _read_assumptions(folder: Path) -> KernelVerdict:
+    """The batch's axioms from the files its ``Redirect`` commands wrote: each short name
+    ``Print Assumptions`` printed must be the name ``Locate`` gives an allowed axiom."""
+    printed = (folder / "stp_assumptions.out").read_text(errors="replace")
+    names, unsafe = parse_assumptions(printed)
+    if unsafe:
+        return KernelVerdict(Verdict.UNSOUND, f"unsafe: {unsafe}")
+    allowed: dict[str, str] = {}
+    for k, axiom in enumerate(sorted(ALLOWED_AXIOMS)):
+        located = (folder / f"stp_locate_{k}.out").read_text(errors="replace")
+        if located.startswith(f"Constant {axiom}"):
+            shorter = _SHORTER.search(located)
+            allowed[shorter.group(1) if shorter else axiom] = axiom
+    outside = [n for n in names if n not in allowed]
+    if outside:
+        detail = f"depends on axioms outside the allow-list: {', '.join(outside)}"
+        return KernelVerdict(Verdict.UNSOUND, detail, tuple(names))
+    return KernelVerdict(None, axioms=tuple(sorted({allowed[n] for n in names})))
+
+
+def _checker_problem(code: int | None, output: str) -> str:
+    """Why coqchk's answer is not a clean bill, or "" when it is."""
+    if code is None:
+        return "timed out"
+    if code != 0:
+        return f"rejected the file: {_tail(output)}"
+    lines = output.splitlines()
+    for title in _CHECKER_UNSAFE:
+        line = next((x for x in lines if x.startswith(f"* {title}:")), None)
+        if line is None or not line.endswith("<none>"):
+            return f"{title}: {line or 'no report'}"
+    return ""
+
+
+def _tail(output: str) -> str:
+    return " ".join(output.split())[-300:]
+
+
+def _run(
+    argv: list[str], cwd: str, timeout_s: float, memory_limit_mb: int
+) -> tuple[int | None, str]:
+    """Run ``argv`` in its own process group under the memory limit; (exit code or None on
+    timeout, output)."""
+    proc = spawn(argv, cwd, memory_limit_mb)
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        return None, ""
+    return proc.returncode, _decode(out)
+
+
+# ------------------------------------------------------------------ both lines together
+
+
+class RocqVerifier:
+    """The first line's pool, and the second line on whatever it accepted."""
+
+    def __init__(self, pool: PoolVerifier, kernel: KernelCheck, workers: int) -> None:
+        self.pool = pool
+        self.kernel = kernel
+        self._workers = workers
+        self.kernel_seconds = 0.0  # spent in the second line, over this verifier's life
+
+    def verify(
+        self, jobs: Sequence[VerifyJob], progress: Callable[[int], None] | None = None
+    ) -> list[VerifyResult]:
+        results = self.pool.verify(jobs, progress)
+        accepted = sorted(
+            (i for i, r in enumerate(results) if r.verdict is Verdict.PROVED),
+            key=lambda i: jobs[i].header,  # a header's proofs share a batch where they can
+        )
+        if not accepted:
+            return results
+        start = time.perf_counter()
+        batches = _split(accepted, self._workers)
+        with ThreadPoolExecutor(len(batches)) as threads:
+            verdicts = list(threads.map(lambda b: self.kernel.check([jobs[i] for i in b]), batches))
+        seconds = time.perf_counter() - start
+        self.kernel_seconds += seconds
+        for batch, batch_verdicts in zip(batches, verdicts, strict=True):
+            for i, kernel in zip(batch, batch_verdicts, strict=True):
+                result = dataclasses.replace(
+                    results[i],
+                    axioms=kernel.axioms,
+                    check_seconds=results[i].check_seconds + seconds / len(accepted),
+                )
+                if kernel.verdict is not None:
+                    result = dataclasses.replace(
+                        result, verdict=kernel.verdict, detail=f"kernel re-check: {kernel.detail}"
+                    )
+                results[i] = result
+        return results
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _split(items: Sequence[int], parts: int) -> list[list[int]]:
+    """``items`` cut into at most ``parts`` consecutive runs of about equal length."""
+    size = -(-len(items) // max(1, min(parts, len(items))))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def make_backend(config: VerificationConfig) -> RocqVerifier:
+    """The Rocq verifier: a pool of warm coqtop workers, then the kernel re-check."""
     version = coqtop_version(config.coqtop)
-    return PoolVerifier(
-        BACKEND,
-        version,
-        lambda: RocqWorker(config, version),
-        default_workers(config.workers),
-        config.jobs_per_worker,
+    workers = default_workers(config.workers)
+    pool = PoolVerifier(
+        BACKEND, version, lambda: RocqWorker(config, version), workers, config.jobs_per_worker
     )
+    return RocqVerifier(pool, KernelCheck(config), workers)

@@ -1,0 +1,338 @@
+"""A proof text as the Rocq backend runs it: cut into sentences by the rules of Coq's lexer,
+each rebuilt so that coqtop can only read it as one tactic sentence.
+
+Coq ends a sentence at a ``.`` or ``...`` token followed by a blank (space, tab, line feed,
+carriage return) or the end of the input; at the start of a sentence, a brace or a run of
+bullet characters is a sentence of its own, and so is a goal selector followed by ``{``
+(``2: {``). Everything else a proof holds must be a tactic. The splitter here follows those
+rules on the proof with its comments blanked out, and rejects (``failed``) anything whose
+reading could depend on lexer details it does not model: a blank other than those four, a
+control character, a run of dots other than ``.`` and ``...`` before a blank.
+
+Each tactic sentence is then sent as ``<selector>: ( <tactic> ) .`` (or ``( <tactic> ) .``):
+inside parentheses Coq's grammar accepts a tactic expression and nothing else, so a
+vernacular command (``Admitted``, ``Unset Guard Checking``, ``Cd``, ``Redirect``, ...) is a
+parse error, whatever the splitter believed. The rebuilt text is what both lines of the check
+execute, so what the screen judged is what coqtop runs.
+
+Before any of that, ``screen`` gives the clear verdicts early: ``admit``/``give_up``/
+``Admitted``/``Abort`` are ``incomplete``, a sentence that starts with a vernacular keyword is
+``unsound``. The parentheses, not this list, are what keeps commands out.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from stp.languages import rocq_blank_comments
+from stp.verify.types import Verdict
+
+COQ_BLANKS = " \t\n\r"  # what Coq's lexer takes for a blank; nothing else ends a sentence
+
+_SELECTOR = re.compile(
+    r"(\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|all|par|!|\[\s*[A-Za-z_][\w']*\s*\])"
+    r"[ \t\n\r]*:(?![=:>])[ \t\n\r]*"
+)
+_WORD = re.compile(r"[A-Za-z_][\w']*")
+_STRING = re.compile(r'"(?:[^"]|"")*"')
+_GIVE_UP = frozenset({"admit", "give_up"})
+_UNFINISHED = frozenset({"Admitted", "Abort"})
+# Words that start a vernacular command, not a tactic: a sentence starting with one is
+# `unsound` at once, with a clear reason. Anything missing here still cannot run as a command
+# (it is sent inside parentheses); this list only names the verdict early.
+VERNACULAR = frozenset(
+    [
+        "Abort",
+        "About",
+        "Add",
+        "Admit",
+        "Admitted",
+        "Arguments",
+        "Axiom",
+        "Axioms",
+        "Back",
+        "BackTo",
+        "Bind",
+        "Canonical",
+        "Cd",
+        "Check",
+        "Class",
+        "Close",
+        "CoFixpoint",
+        "CoInductive",
+        "Coercion",
+        "Collection",
+        "Compute",
+        "Conjecture",
+        "Constraint",
+        "Context",
+        "Corollary",
+        "Create",
+        "Declare",
+        "Defined",
+        "Definition",
+        "Delimit",
+        "Derive",
+        "Drop",
+        "Eval",
+        "Example",
+        "Existing",
+        "Export",
+        "Extract",
+        "Extraction",
+        "Fact",
+        "Fail",
+        "Fixpoint",
+        "Focus",
+        "From",
+        "Function",
+        "Functional",
+        "Generalizable",
+        "Global",
+        "Goal",
+        "Guarded",
+        "Hint",
+        "Hypotheses",
+        "Hypothesis",
+        "Identity",
+        "Implicit",
+        "Import",
+        "Include",
+        "Inductive",
+        "Infix",
+        "Info",
+        "Inspect",
+        "Instance",
+        "Let",
+        "Lemma",
+        "Load",
+        "Local",
+        "Locate",
+        "Ltac",
+        "Ltac2",
+        "Module",
+        "Monomorphic",
+        "Next",
+        "Notation",
+        "Obligation",
+        "Obligations",
+        "Opaque",
+        "Open",
+        "Optimize",
+        "Parameter",
+        "Parameters",
+        "Polymorphic",
+        "Prenex",
+        "Primitive",
+        "Print",
+        "Program",
+        "Proof",
+        "Proposition",
+        "Pwd",
+        "Qed",
+        "Quit",
+        "Record",
+        "Recursive",
+        "Redirect",
+        "Register",
+        "Remark",
+        "Remove",
+        "Require",
+        "Reserved",
+        "Reset",
+        "Restart",
+        "Save",
+        "Scheme",
+        "Search",
+        "SearchPattern",
+        "SearchRewrite",
+        "Section",
+        "Set",
+        "Show",
+        "Strategy",
+        "Structure",
+        "Succeed",
+        "Tactic",
+        "Test",
+        "Theorem",
+        "Time",
+        "Timeout",
+        "Transparent",
+        "Typeclasses",
+        "Undelimit",
+        "Undo",
+        "Unfocus",
+        "Unfocused",
+        "Universe",
+        "Universes",
+        "Unset",
+        "Unshelve",
+        "Variable",
+        "Variables",
+        "Variant",
+    ]
+)
+
+
+class ProofRejected(Exception):
+    """The proof text is refused before it runs: ``verdict`` and why."""
+
+    def __init__(self, verdict: Verdict, detail: str) -> None:
+        super().__init__(detail)
+        self.verdict = verdict
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ProofSentence:
+    """One sentence of a proof: where it stands in the proof text, and the text coqtop is
+    sent for it. ``body_start`` is where the tactic starts in the proof, and ``body_offset``
+    where it starts in ``sent`` (to place coqtop's error positions back in the proof)."""
+
+    start: int
+    end: int
+    sent: str
+    body_start: int = 0
+    body_offset: int = 0
+
+
+def _unusual_character(text: str, start: int, end: int) -> int | None:
+    """Index of the first blank Coq does not treat as one, or control character."""
+    for i in range(start, end):
+        c = text[i]
+        if c in COQ_BLANKS:
+            continue
+        if c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Zs"):
+            return i
+    return None
+
+
+def _tactic_end(text: str, i: int) -> tuple[int, int]:
+    """(end of the tactic's text, end of its terminator) for the sentence starting at ``i``."""
+    n = len(text)
+    in_string = False
+    k = i
+    while k < n:
+        c = text[k]
+        if in_string:
+            if c == '"':
+                if text.startswith('""', k):
+                    k += 2
+                    continue
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c == ".":
+            run = k
+            while run < n and text[run] == ".":
+                run += 1
+            dots = run - k
+            if run == n or text[run] in COQ_BLANKS:
+                if dots in (1, 3):  # "." or "...": the end of the sentence
+                    return k, run
+                raise ProofRejected(Verdict.FAILED, f"a run of {dots} dots ends a sentence")
+            if dots > 1:
+                raise ProofRejected(Verdict.FAILED, f"unexpected {'.' * dots!r} inside a sentence")
+            k = run
+            continue
+        k += 1
+    what = "string" if in_string else "sentence"
+    raise ProofRejected(Verdict.FAILED, f"the proof text ends inside a {what}")
+
+
+def screen(body: str) -> tuple[Verdict, str] | None:
+    """The early verdict for one tactic sentence's text, or None to run it."""
+    words = set(_WORD.findall(_STRING.sub(" ", body)))
+    if words & _GIVE_UP:
+        return Verdict.INCOMPLETE, f"the proof gives up a goal: {body[:80]!r}"
+    first = _WORD.match(body.lstrip("( \t\n\r"))
+    head = first.group() if first is not None else ""
+    if head in _UNFINISHED:
+        return Verdict.INCOMPLETE, f"the proof is not finished: {body[:80]!r}"
+    if head in VERNACULAR or body.lstrip().startswith("#"):
+        return (
+            Verdict.UNSOUND,
+            f"{body[:80]!r} is a command, not a tactic: a proof may only hold tactics, "
+            "bullets, braces and goal selectors",
+        )
+    return None
+
+
+def proof_sentences(proof: str) -> list[ProofSentence]:
+    """The sentences of ``proof`` as the backend sends them; raises ``ProofRejected``."""
+    text = rocq_blank_comments(proof)
+    if text is None:
+        raise ProofRejected(Verdict.FAILED, "the proof text ends inside a comment")
+    unusual = _unusual_character(text, 0, len(text))
+    if unusual is not None:
+        raise ProofRejected(
+            Verdict.FAILED,
+            f"unexpected character {text[unusual]!r} (Coq's blanks: space, tab, "
+            "line feed, carriage return)",
+        )
+    sentences: list[ProofSentence] = []
+    n = len(text)
+    i = 0
+    while True:
+        while i < n and text[i] in COQ_BLANKS:
+            i += 1
+        if i == n:
+            break
+        c = text[i]
+        if c in "{}":
+            sentences.append(ProofSentence(i, i + 1, c))
+            i += 1
+            continue
+        if c in "-+*":
+            j = i
+            while j < n and text[j] == c:
+                j += 1
+            sentences.append(ProofSentence(i, j, text[i:j]))
+            i = j
+            continue
+        selector = _SELECTOR.match(text, i)
+        j = selector.end() if selector is not None else i
+        prefix = f"{' '.join(selector.group(1).split())}: " if selector is not None else ""
+        if selector is not None and text.startswith("{", j):
+            sentences.append(ProofSentence(i, j + 1, f"{prefix}{{"))
+            i = j + 1
+            continue
+        body_end, end = _tactic_end(text, j)
+        body = text[j:body_end].strip(COQ_BLANKS)
+        if not body:
+            raise ProofRejected(Verdict.FAILED, f"an empty sentence at character {i}")
+        verdict = screen(body)
+        if verdict is not None:
+            raise ProofRejected(*verdict)
+        # The body's own line breaks stay: coqtop's error positions count from its first line.
+        body_start = text.index(body[0], j)
+        sent = f"{prefix}( {body} ) ."
+        sentences.append(ProofSentence(i, end, sent, body_start, len(prefix) + 2))
+        i = end
+    if not sentences:
+        raise ProofRejected(Verdict.FAILED, "empty proof")
+    return sentences
+
+
+def screen_proof(proof: str) -> tuple[Verdict, str] | None:
+    """None when ``proof`` can be run sentence by sentence; else the verdict and why."""
+    try:
+        proof_sentences(proof)
+    except ProofRejected as rejected:
+        return rejected.verdict, rejected.detail
+    return None
+
+
+def single_sentence(text: str) -> bool:
+    """Whether ``text`` (a statement: the model writes conjectures) is exactly one sentence by
+    the rules above, so that nothing after its first sentence can run."""
+    blanked = rocq_blank_comments(text)
+    if blanked is None or _unusual_character(blanked, 0, len(blanked)) is not None:
+        return False
+    try:
+        _, end = _tactic_end(blanked, 0)
+    except ProofRejected:
+        return False
+    return not blanked[end:].strip(COQ_BLANKS)
