@@ -16,6 +16,7 @@ def test_help_lists_commands():
         assert command in out
 
 
+@pytest.mark.rocq
 def test_env_reports_versions_and_tools(capsys):
     assert main(["env"]) == 0
     out = capsys.readouterr().out
@@ -76,6 +77,7 @@ def test_each_command_offers_only_the_config_sections_it_reads():
     assert "--training.epochs" in flags("config", "show")
 
 
+@pytest.mark.rocq
 def test_stp_verify_keeps_forbidden_names(tmp_path):
     """A proof citing the statement's own library copy is unsound through the CLI too."""
     rows = [
@@ -96,6 +98,7 @@ def test_stp_verify_keeps_forbidden_names(tmp_path):
     assert verdicts == {"cites": "unsound", "own": "proved"}
 
 
+@pytest.mark.rocq
 def test_a_user_error_is_one_line_and_an_internal_failure_keeps_its_traceback(
     tmp_path, monkeypatch, capsys
 ):

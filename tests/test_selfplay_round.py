@@ -24,7 +24,7 @@ from stp.runs import RunLayout, current_model
 from stp.selfplay.round import advance
 from stp.stages import read_stage
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.rocq, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 

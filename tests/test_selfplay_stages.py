@@ -193,20 +193,23 @@ def test_lock_is_released_after_use(tmp_path):
             VerifierUnavailableError,
             r"Lean REPL command '/nonexistent/lake exe repl' not found: install Lean",
         ),
-        (
+        pytest.param(
             ["run.base_model=/nonexistent/model"],
             ConfigError,
             r"run\.base_model: model folder .* not found",
+            marks=pytest.mark.rocq,  # the local coqtop is checked first
         ),
-        (
+        pytest.param(
             ["run.targets=nosuchset:valid"],
             ConfigError,
             r"run\.targets: unknown data set 'nosuchset:valid'",
+            marks=pytest.mark.rocq,  # the local coqtop is checked first
         ),
-        (
+        pytest.param(
             ["run.targets=/nonexistent/x.jsonl"],
             ConfigError,
             r"run\.targets: statement file .* not found",
+            marks=pytest.mark.rocq,  # the local coqtop is checked first
         ),
     ],
 )
@@ -240,6 +243,7 @@ def test_preflight_leaves_the_proof_assistant_to_the_cluster_when_verification_r
     preflight(load_config(None, [*lean_without_lake, "verification.ray_address=HEAD:6379"]))
 
 
+@pytest.mark.rocq
 def test_stp_round_with_a_missing_model_fails_with_one_line(tmp_path, capsys):
     code = main(
         [

@@ -18,6 +18,8 @@ from stp.selfplay.records import DATASET, Target
 from stp.selfplay.round import select, summary, train, verify
 from stp.stages import read_stage, write_marker
 
+pytestmark = pytest.mark.rocq  # every test here runs coqtop
+
 HEADER = "Require Import Arith.\n"
 
 
@@ -109,13 +111,17 @@ def test_verify_counts_multiplicity_rejects_forbidden_names_and_resumes_by_chunk
     assert info["distinct_proofs"] == 12 and info["proved_attempts"] == 8
 
 
-def tiny_model(tmp_path):
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> str:
+    """A one-layer model built offline in about a second (untrained: it is only fine-tuned
+    and embedded here, never sampled)."""
     from stp.models.tiny import TinyModelSpec, build_tiny_model
 
-    text = tmp_path / "corpus.txt"
+    folder = tmp_path_factory.mktemp("small")
+    text = folder / "corpus.txt"
     text.write_text("Theorem t : 0 + 0 = 0. Proof. reflexivity. Qed.\n" * 50)
     spec = TinyModelSpec(vocab_size=300, hidden_size=32, num_layers=1)
-    return build_tiny_model([text], tmp_path / "model", spec)
+    return str(build_tiny_model([text], folder / "model", spec))
 
 
 def play_round(ctx: Round, correct: dict[str, int], proof: str = "reflexivity.") -> dict:
@@ -180,8 +186,8 @@ def finish(ctx: Round, selected: dict) -> None:
     write_marker(directory, "summary", [directory / "summary.json"], 0.0)
 
 
-def test_select_and_train_on_real_verdicts(tmp_path):
-    ctx = make_round(tmp_path, str(tiny_model(tmp_path)))
+def test_select_and_train_on_real_verdicts(tmp_path, small_model):
+    ctx = make_round(tmp_path, small_model)
     directory = ctx.directory
     info = play_round(ctx, {"t0": 1, "t1": 8, "c1": 2, "c2": 1})
 
@@ -212,17 +218,16 @@ def test_select_and_train_on_real_verdicts(tmp_path):
     assert trained["trained"] is True and (directory / "model" / "config.json").is_file()
 
 
-def test_final_retrain_needs_a_correct_proof(tmp_path, capsys):
-    ctx = make_round(tmp_path, str(tiny_model(tmp_path)))
+def test_final_retrain_needs_a_correct_proof(tmp_path, small_model):
+    ctx = make_round(tmp_path, small_model)
     finish(ctx, play_round(ctx, {"t0": 0, "t1": 0, "c1": 0, "c2": 0}))
     assert ctx.layout.finished_rounds() == [0]
     with pytest.raises(DataError, match="no correct proof yet"):
         final_retrain(ctx.config, log=lambda _: None)
 
 
-def test_final_retrain_trains_on_every_round_and_again_after_more_rounds(tmp_path):
-    model = str(tiny_model(tmp_path))
-    first = make_round(tmp_path, model)
+def test_final_retrain_trains_on_every_round_and_again_after_more_rounds(tmp_path, small_model):
+    first = make_round(tmp_path, small_model)
     finish(first, play_round(first, {"t0": 1, "t1": 8, "c1": 2, "c2": 0}))
     lines: list[str] = []
     out = final_retrain(first.config, log=lines.append)
