@@ -7,7 +7,7 @@ or from the shell: ``stp verify --backend lean --repl-cmd 'lake exe repl' proofs
 results.jsonl``. The REPL runs in ``verification.lean_project``; ``scripts/setup_lean.sh``
 installs it there. Workers are ``stp.verify.pool`` workers, one REPL process each.
 
-How one job is checked (facts: DESIGN.md §2 "Lean 4 facts"):
+How one job is checked:
 
 1. A text pre-filter rejects what no benchmark proof needs and what could hide a gap from the
    checks below (``set_option debug.*``, ``#exit``, ``native_decide``, ``run_tac`` and other
