@@ -167,3 +167,10 @@ def test_final_retrain_keeps_the_shortest_distinct_proofs_per_statement():
     stream += [VerifiedAttempt("u", "b", 1, "proved", 0.0)]
     proofs = shortest_proofs(iter(stream), limit=3)
     assert proofs == {"t": ["x", "xx", "xxx"], "u": ["b"]}
+
+
+def test_every_rocq_theorem_keyword_the_verifier_accepts_is_stripped_for_dedup():
+    """A conjecture stated with `Example` is the same statement as one stated with `Theorem`."""
+    body = ROCQ.statement_body("Theorem a (n : nat) : n + 0 = n.")
+    for keyword in ("Lemma", "Fact", "Remark", "Corollary", "Proposition", "Property", "Example"):
+        assert ROCQ.statement_body(f"{keyword} b (n : nat) : n + 0 = n.") == body
