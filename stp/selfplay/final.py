@@ -20,6 +20,10 @@ from stp.config import STPConfig
 from stp.errors import DataError, MissingInput
 from stp.runs import RunLayout, stage_seed, start_model
 from stp.selfplay.records import (
+    MODEL_DIR,
+    TARGETS_FILE,
+    TRAIN_FILE,
+    VERIFIED_DIR,
     Target,
     TrainingExample,
     VerifiedAttempt,
@@ -64,7 +68,7 @@ def final_retrain(config: STPConfig, log: Callable[[str], None] = print) -> Path
     statements = {t.id: t for t in read_records(layout.targets, Target)}
     verified_stages = []
     for index in rounds:
-        for target in read_records(layout.round_dir(index) / "targets.jsonl", Target):
+        for target in read_records(layout.round_dir(index) / TARGETS_FILE, Target):
             statements.setdefault(target.id, target)
         verified_stages.append(read_stage(layout.round_dir(index), "verify"))
 
@@ -73,12 +77,12 @@ def final_retrain(config: STPConfig, log: Callable[[str], None] = print) -> Path
             directory = layout.round_dir(index)
             record = read_stage(directory, "targets")
             assert record is not None
-            rows = read_chunks(directory / "verified", int(record.info["chunks"]))
+            rows = read_chunks(directory / VERIFIED_DIR, int(record.info["chunks"]))
             yield from iter_records(rows, VerifiedAttempt)
 
     directory = layout.final
-    examples = directory / "train.jsonl"
-    out = directory / "model"
+    examples = directory / TRAIN_FILE
+    out = directory / MODEL_DIR
     limit = config.selection.final_max_proofs_per_statement
 
     def collect() -> dict[str, Any]:

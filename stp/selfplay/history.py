@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from stp.artifacts import read_jsonl
 from stp.runs import RunLayout
-from stp.selfplay.records import DATASET, StatementStats, iter_records
+from stp.selfplay.records import CONJECTURES_FILE, DATASET, STATS_FILE, StatementStats, iter_records
 
 
 @dataclass(slots=True)
@@ -75,8 +75,8 @@ def load_history(layout: RunLayout, before_round: int) -> RunHistory:
     history = RunHistory()
     for index in range(before_round):
         directory = layout.round_dir(index)
-        fold_stats(history, iter_records(read_jsonl(directory / "stats.jsonl"), StatementStats))
-        conjectures = directory / "conjectures.jsonl"
+        fold_stats(history, iter_records(read_jsonl(directory / STATS_FILE), StatementStats))
+        conjectures = directory / CONJECTURES_FILE
         if conjectures.is_file():
             history.conjecture_keys.update(bytes.fromhex(r["key"]) for r in read_jsonl(conjectures))
     return history

@@ -26,6 +26,20 @@ from stp.verify.types import VerifyJob
 DATASET = "dataset"
 CONJECTURE = "conjecture"
 
+# The files of a round folder (runs/<name>/round_NNN/) and the records they hold; which stage
+# writes each is declared in stp.selfplay.round.STAGES.
+SEEDS_FILE = "seeds.jsonl"  # Seed
+CONJECTURES_FILE = "conjectures.jsonl"  # Conjecture
+TARGETS_FILE = "targets.jsonl"  # Target
+ATTEMPTS_DIR = "attempts"  # chunks of Attempt
+VERIFIED_DIR = "verified"  # chunks of VerifiedAttempt
+STATS_FILE = "stats.jsonl"  # StatementStats
+PROVER_FILE = "prover.jsonl"  # TrainingExample, with its target
+CONJECTURER_FILE = "conjecturer.jsonl"  # TrainingExample, with its target
+TRAIN_FILE = "train.jsonl"  # TrainingExample: the round's training set
+MODEL_DIR = "model"  # the fine-tuned model (when the round trained one)
+SUMMARY_FILE = "summary.json"
+
 
 class Row(Protocol):
     def to_dict(self) -> dict[str, Any]: ...

@@ -13,7 +13,7 @@ from stp.errors import MissingInput
 from stp.runs import RunLayout
 from stp.selfplay import selection
 from stp.selfplay.history import RunHistory
-from stp.selfplay.records import CONJECTURE, DATASET, StatementStats
+from stp.selfplay.records import CONJECTURE, DATASET, SUMMARY_FILE, StatementStats
 from stp.stages import StageRecord
 
 
@@ -77,7 +77,7 @@ def summarize(
 def write_rounds_table(layout: RunLayout) -> list[dict[str, Any]]:
     """Rewrite ``rounds.jsonl`` from the finished rounds' summaries (derived, idempotent)."""
     rows = [
-        json.loads((layout.round_dir(i) / "summary.json").read_text())
+        json.loads((layout.round_dir(i) / SUMMARY_FILE).read_text())
         for i in layout.finished_rounds()
     ]
     atomic_write_jsonl(layout.rounds_table, rows)

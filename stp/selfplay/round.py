@@ -39,6 +39,17 @@ from stp.selfplay.context import Log, Round
 from stp.selfplay.history import load_history
 from stp.selfplay.lock import run_lock
 from stp.selfplay.records import (
+    ATTEMPTS_DIR,
+    CONJECTURER_FILE,
+    CONJECTURES_FILE,
+    MODEL_DIR,
+    PROVER_FILE,
+    SEEDS_FILE,
+    STATS_FILE,
+    SUMMARY_FILE,
+    TARGETS_FILE,
+    TRAIN_FILE,
+    VERIFIED_DIR,
     Attempt,
     Conjecture,
     Seed,
@@ -64,13 +75,13 @@ def seeds(r: Round) -> dict[str, Any]:
         chosen, source = conjecturing.choose_seeds(
             r.dataset, r.history, r.corpus, r.config.selection, r.lang, rng
         )
-    write_records(r.path("seeds.jsonl"), chosen)
+    write_records(r.path(SEEDS_FILE), chosen)
     r.log(f"  seeds: {len(chosen)} ({source})")
     return {"seeds": len(chosen), "source": source}
 
 
 def conjectures(r: Round) -> dict[str, Any]:
-    seed_records = read_records(r.path("seeds.jsonl"), Seed)
+    seed_records = read_records(r.path(SEEDS_FILE), Seed)
     known = conjecturing.known_statement_keys(r.dataset, r.corpus, r.history, r.lang)
     with _bar(len(seed_records), "conjectures", "seed") as bar:
         new, counts = conjecturing.sample_conjectures(
@@ -83,7 +94,7 @@ def conjectures(r: Round) -> dict[str, Any]:
             r.seed("conjectures"),
             _moves(bar),
         )
-    write_records(r.path("conjectures.jsonl"), new)
+    write_records(r.path(CONJECTURES_FILE), new)
     r.log(
         f"  conjectures: {counts.generated} sampled, {counts.valid} parsed, "
         f"{counts.duplicates} duplicates, {len(new)} new"
@@ -98,9 +109,9 @@ def conjectures(r: Round) -> dict[str, Any]:
 
 
 def targets(r: Round) -> dict[str, Any]:
-    new = read_records(r.path("conjectures.jsonl"), Conjecture)
+    new = read_records(r.path(CONJECTURES_FILE), Conjecture)
     chosen = proving.choose_targets(r.dataset, r.history, new, r.config)
-    write_records(r.path("targets.jsonl"), chosen)
+    write_records(r.path(TARGETS_FILE), chosen)
     size, k = r.config.run.chunk_targets, proving.round_k(r.config, r.index)
     n_dataset = len(chosen) - len(new)
     r.log(f"  targets: {n_dataset} statements + {len(new)} conjectures, k={k}")
@@ -117,7 +128,7 @@ def _chunks(r: Round) -> tuple[list[list[Target]], dict[str, Any]]:
     """The round's targets cut into the chunks the targets stage fixed, and its figures."""
     record = read_stage(r.directory, "targets")
     assert record is not None, "the targets stage must be finished first"
-    rows = read_records(r.path("targets.jsonl"), Target)
+    rows = read_records(r.path(TARGETS_FILE), Target)
     return proving.cut(rows, int(record.info["chunk_targets"])), record.info
 
 
@@ -129,12 +140,12 @@ def generate(r: Round) -> dict[str, Any]:
             int(info["k"]),
             r.sampler,
             r.lang,
-            r.path("attempts"),
+            r.path(ATTEMPTS_DIR),
             lambda index: r.seed("generate", index),
             lambda done_before: _moves(bar, done_before),
         )
     attempts = tokens = 0
-    for attempt in iter_records(read_chunks(r.path("attempts"), len(chunks)), Attempt):
+    for attempt in iter_records(read_chunks(r.path(ATTEMPTS_DIR), len(chunks)), Attempt):
         attempts += 1
         tokens += attempt.tokens
     r.log(f"  generate: {attempts} proofs sampled, {tokens} tokens")
@@ -157,15 +168,15 @@ def verify(r: Round) -> dict[str, Any]:
 
         proving.check_proofs(
             chunks,
-            r.path("attempts"),
-            r.path("verified"),
+            r.path(ATTEMPTS_DIR),
+            r.path(VERIFIED_DIR),
             lambda: make_verifier(r.config.verification),
             advance_by,
             grow,
         )
     checked = proved = 0
     seconds = 0.0
-    for row in iter_records(read_chunks(r.path("verified"), len(chunks)), VerifiedAttempt):
+    for row in iter_records(read_chunks(r.path(VERIFIED_DIR), len(chunks)), VerifiedAttempt):
         checked += 1
         seconds += row.seconds
         proved += row.count if row.verdict == PROVED else 0
@@ -179,27 +190,25 @@ def select(r: Round) -> dict[str, Any]:
     settings, lang = r.config.selection, r.lang
     chunks, _ = _chunks(r)
     by_id = {t.id: t for chunk in chunks for t in chunk}
-    new = {c.id: c for c in read_records(r.path("conjectures.jsonl"), Conjecture)}
-    verified = iter_records(read_chunks(r.path("verified"), len(chunks)), VerifiedAttempt)
+    new = {c.id: c for c in read_records(r.path(CONJECTURES_FILE), Conjecture)}
+    verified = iter_records(read_chunks(r.path(VERIFIED_DIR), len(chunks)), VerifiedAttempt)
     lemma_index = r.corpus.lemma_index if r.corpus is not None else None
     scores = training_data.score(verified, by_id, new, lemma_index, settings, lang)
-    n_prover = write_records(r.path("prover.jsonl"), scores.prover_examples)
-    write_records(r.path("stats.jsonl"), scores.stats)
+    n_prover = write_records(r.path(PROVER_FILE), scores.prover_examples)
+    write_records(r.path(STATS_FILE), scores.stats)
 
     after = r.history.with_round(scores.stats)
     unproved = [t.formal_statement for t in r.dataset if not after.proved(t.id)]
     conjecturer = training_data.conjecturer_examples(
         scores.candidates, new, unproved, training_data.embedder(r.model), settings, lang
     )
-    write_records(r.path("conjecturer.jsonl"), conjecturer)
+    write_records(r.path(CONJECTURER_FILE), conjecturer)
 
     replayed = [
-        r.layout.round_dir(index) / "prover.jsonl"
+        r.layout.round_dir(index) / PROVER_FILE
         for index in replay_window(r.index, settings.replay_rounds)
     ]
-    n_train = write_records(
-        r.path("train.jsonl"), training_data.training_set(conjecturer, replayed)
-    )
+    n_train = write_records(r.path(TRAIN_FILE), training_data.training_set(conjecturer, replayed))
     r.log(
         f"  select: {len(scores.candidates)} barely provable conjectures, {len(conjecturer)} "
         f"kept; {n_prover} prover examples this round, {n_train} training examples with replay"
@@ -213,7 +222,7 @@ def select(r: Round) -> dict[str, Any]:
 
 
 def train(r: Round) -> dict[str, Any]:
-    examples, out = r.path("train.jsonl"), r.path("model")
+    examples, out = r.path(TRAIN_FILE), r.path(MODEL_DIR)
     training.discard_finished_model(out)
     if r.config.run.mode == "parallel_sampling":
         r.log("  train: skipped (parallel_sampling keeps the model fixed)")
@@ -233,11 +242,11 @@ def summary(r: Round) -> dict[str, Any]:
         model=r.model,
         dataset_statements=len(r.dataset),
         before=r.history,
-        stats=read_records(r.path("stats.jsonl"), StatementStats),
+        stats=read_records(r.path(STATS_FILE), StatementStats),
         records={s.name: read_stage(r.directory, s.name) for s in STAGES if s.name != "summary"},
         wall_seconds=time.perf_counter() - r.started,
     )
-    atomic_write_json(r.path("summary.json"), body)
+    atomic_write_json(r.path(SUMMARY_FILE), body)
     return {"proved": body["proved"], "proved_new": body["proved_new"]}
 
 
@@ -268,7 +277,7 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage(
         name="seeds",
-        files=("seeds.jsonl",),
+        files=(SEEDS_FILE,),
         settings=(
             "run.mode",
             "run.seed",
@@ -282,14 +291,14 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="conjectures",
-        files=("conjectures.jsonl",),
+        files=(CONJECTURES_FILE,),
         settings=(*SAMPLING, "selection.conjectures_per_seed", "selection.max_conjectures"),
         reads=("seeds",),
         run=conjectures,
     ),
     Stage(
         name="targets",
-        files=("targets.jsonl",),
+        files=(TARGETS_FILE,),
         settings=(
             "run.mode",
             "run.chunk_targets",
@@ -302,28 +311,28 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="generate",
-        files=("attempts",),
+        files=(ATTEMPTS_DIR,),
         settings=SAMPLING,
         reads=("targets",),
         run=generate,
     ),
     Stage(
         name="verify",
-        files=("verified",),
+        files=(VERIFIED_DIR,),
         settings=CHECKING,
         reads=("targets", "generate"),
         run=verify,
     ),
     Stage(
         name="select",
-        files=("stats.jsonl", "prover.jsonl", "conjecturer.jsonl", "train.jsonl"),
+        files=(STATS_FILE, PROVER_FILE, CONJECTURER_FILE, TRAIN_FILE),
         settings=("selection",),
         reads=("conjectures", "targets", "verify"),
         run=select,
     ),
     Stage(
         name="train",
-        files=("model",),
+        files=(MODEL_DIR,),
         settings=("run.mode", "run.seed", "training"),
         reads=("select",),
         run=train,
@@ -331,7 +340,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="summary",
-        files=("summary.json",),
+        files=(SUMMARY_FILE,),
         settings=("run.mode",),
         reads=("targets", "conjectures", "generate", "verify", "select", "train"),
         run=summary,
