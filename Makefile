@@ -25,9 +25,11 @@ $(VENV)/.stamp: pyproject.toml
 	$(PY) -m pip install -e '.[dist,dev]'
 	touch $@
 
+# Coquelicot: some miniF2F-Rocq headers load it (Debian ships it for its own coq).
 coq:
-	@command -v coqtop >/dev/null || { echo "+ apt-get install -y coq"; \
-	  $(SUDO) apt-get update && $(SUDO) apt-get install -y coq; }
+	@{ command -v coqtop >/dev/null && [ -d "$$(coqc -where)/user-contrib/Coquelicot" ]; } || { \
+	  echo "+ apt-get install -y coq libcoq-coquelicot"; \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y coq libcoq-coquelicot; }
 
 round: setup
 	$(STP) round --config $(CONFIG)

@@ -76,6 +76,7 @@ def test_commands_behind_an_ellipsis_are_seen_as_sentences(proof: str) -> None:
         "lia. (* open comment",
         'idtac "open string. lia.',
         "lia..Admitted.",
+        "lia.(* Coq reads `.(` here *)",
     ],
 )
 def test_lexically_unusual_proofs_fail(proof: str) -> None:
@@ -204,6 +205,19 @@ def test_genuine_proofs_that_were_rejected_now_pass(verifier: Deduplicated) -> N
             "split.\n2: { reflexivity. }\nreflexivity.",
         ),
         VerifyJob("abstract", NAT_HEADER, NAT_STATEMENT, "intros. abstract lia using stp_helper."),
+        VerifyJob(
+            "ssreflect",
+            "From Coq Require Import ssreflect.\n",
+            NAT_STATEMENT,
+            "elim: n => [|n IH] //=.\nby rewrite IH.",
+        ),
+        VerifyJob(
+            "unshelve",
+            NAT_HEADER,
+            "Theorem ex : exists n : nat, n = 0.",
+            "eexists. shelve. Unshelve. Show. exact 0. reflexivity.",
+        ),
+        VerifyJob("decimal", REAL_HEADER, "Theorem dec : 1.5 + 1.5 = 3.", "lra."),
     ]
     results = {r.id: r for r in verifier.verify(jobs)}
     for job in jobs:
@@ -224,6 +238,8 @@ def test_each_job_leaves_the_worker_as_it_found_it() -> None:
         'Redirect "/tmp/stp_redirected" Print nat. lia.',
         'Require Extraction. Extraction "/tmp/stp_extracted.ml" nat. lia.',
         "idtac... Set Printing All. lia.",
+        "Unshelve Unset Guard Checking. lia.",
+        "Show. Unset Guard Checking. lia.",
     ]
     # The later proof only goes through with guard checking on.
     later = VerifyJob(
@@ -311,3 +327,47 @@ def test_the_kernel_recheck_batches_headers_and_names_axioms() -> None:
         "Coq.Logic.FunctionalExtensionality.functional_extensionality_dep",
         "Coq.Logic.Classical_Prop.classic",
     }
+
+
+@pytest.mark.usefixtures("raw_sentences")
+def test_the_kernel_recheck_rejects_a_candidate_holding_more_than_its_theorem() -> None:
+    kernel = rocq.KernelCheck(VerificationConfig(timeout_s=20.0))
+    extra = "Abort.\nDefinition helper := 0.\nTheorem add_zero (n : nat) : n + 0 = n.\nProof. lia."
+    [verdict] = kernel.check([nat_job("extra", extra)])
+    assert verdict.verdict is Verdict.UNSOUND and "holds more than add_zero" in verdict.detail
+
+
+# ------------------------------------------------------------ the splitter against coqtop
+
+TRICKY = [
+    'idtac "S1". (* nested (* comment. *) idtac "X". *) idtac "S2".',
+    'idtac "S1 *) . idtac ""X"" ". idtac "S2".',
+    'idtac "S1"... idtac "S2".',
+    'idtac "S1"...\nidtac "S2"...',
+    'idtac "S1".\tidtac "S2".\r\nidtac "S3".',
+    'idtac "S1" (* . *) . idtac "S2".',
+    '(* "*)" idtac "X". *) idtac "S1".',
+    'idtac "S1"; idtac "S2". (* *) idtac "S3". (* x *)',
+    'idtac "S1". idtac "a.b" "S2".',
+    'idtac "S1".\n(* idtac "X". (* " *) " *) *)\nidtac "S2".',
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_the_splitter_cuts_where_coqtop_does(text: str) -> None:
+    """Raw text run by coqtop prints the labels of exactly the sentences the splitter found."""
+    import re
+    import subprocess
+
+    sentences = proof_sentences(text)
+    expected = [label for s in sentences for label in re.findall(r'"(S\d)\b', s.sent)]
+    done = subprocess.run(
+        ["coqtop", "-q"],
+        input=f"Goal True.\n{text}\nAbort.\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    printed = re.findall(r'(?<!["\w])(S\d|X)(?![\w"])', done.stdout)
+    assert printed == expected, (done.stdout, [s.sent for s in sentences])

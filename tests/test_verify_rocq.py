@@ -416,3 +416,15 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     assert "proved 2" in done.stdout and "proofs/s" in done.stdout
     assert f"{source}:4: missing or non-string field 'proof'" in done.stderr
     assert f"{source}:6: not valid JSON" in done.stderr
+
+
+def test_a_header_that_kills_coqtop_is_a_verifier_error_and_spares_the_next_job(
+    verifier: Deduplicated,
+) -> None:
+    jobs = [
+        VerifyJob("dies", "Require Import Arith.\nQuit.\n", NAT_STATEMENT, "lia."),
+        nat_job("after", "lia."),
+    ]
+    dies, after = verifier.verify(jobs)
+    assert dies.verdict is Verdict.VERIFIER_ERROR and "header" in dies.detail
+    assert after.verdict is Verdict.PROVED

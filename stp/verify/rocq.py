@@ -325,6 +325,7 @@ class RocqWorker:
         self._module = self._stmt = ""
         self._healthy = True
         self._retry = False  # the job's answer may come from the state of a spent coqtop
+        self._died_in_proof = False
 
     @property
     def healthy(self) -> bool:
@@ -398,18 +399,18 @@ class RocqWorker:
     def check(self, job: VerifyJob) -> VerifyResult:
         result = self._check_once(job)
         if self._retry:
-            # coqtop ran out of memory or died during the proof: once more on a fresh one, so
-            # that what an earlier job left in this coqtop decides nothing. The second answer
-            # stands (a proof that exhausts memory fails, as it does under coqc).
+            # coqtop ran out of memory or died: once more on a fresh one, so that what an
+            # earlier job left in this coqtop decides nothing. The second answer stands (a
+            # proof that exhausts memory fails, as it does under coqc).
             self._stop()
             result = self._check_once(job)
-            if self._retry and result.verdict is Verdict.VERIFIER_ERROR:
+            if self._died_in_proof and result.verdict is Verdict.VERIFIER_ERROR:
                 detail = "coqtop died running the proof, on a fresh coqtop too (out of memory?)"
                 result = dataclasses.replace(result, verdict=Verdict.FAILED, detail=detail)
         return result
 
     def _check_once(self, job: VerifyJob) -> VerifyResult:
-        self._retry = False
+        self._retry = self._died_in_proof = False
         checking = Checking(job, BACKEND, self._version)
         try:
             sentences = proof_sentences(job.proof)
@@ -429,7 +430,8 @@ class RocqWorker:
         try:
             self._load_header(job.header)
         except (_Timeout, _Crashed) as exc:
-            self.close()
+            self._stop()
+            self._retry = isinstance(exc, _Crashed)
             return checking.result(
                 Verdict.VERIFIER_ERROR, detail=f"loading the header failed: {exc!r}"
             )
@@ -458,7 +460,7 @@ class RocqWorker:
             )
         except _Crashed as exc:
             self._stop()
-            self._retry = True
+            self._retry = self._died_in_proof = True
             return checking.result(Verdict.VERIFIER_ERROR, detail=f"coqtop: {exc}")
         finally:
             if self._coqtop is not None:  # close() removed the directory
@@ -630,54 +632,46 @@ class KernelCheck:
         """One verdict per job: all in one file first; each alone when that file fails."""
         if not jobs:
             return []
-        together = self._check_file(jobs, wrap_headers=True)
+        seconds = self._config.header_timeout_s + self._config.timeout_s * len(jobs)
+        together = self._check_file(jobs, seconds, wrap_headers=True, explain=False)
         if together is not None:
             return [together] * len(jobs)
-        if len(jobs) == 1:
-            alone = self._check_file(jobs, wrap_headers=False)
-            return [alone] if alone is not None else [KernelVerdict(Verdict.FAILED)]
-        return [self._alone(job) for job in jobs]
+        limit = self._config.header_timeout_s + self._config.timeout_s
+        return [self.check_alone(job, limit) for job in jobs]
 
-    def _alone(self, job: VerifyJob) -> KernelVerdict:
-        verdict = self._check_file([job], wrap_headers=False, explain=True)
+    def check_alone(self, job: VerifyJob, timeout_s: float) -> KernelVerdict:
+        """``job`` in a file of its own, its header at top level, as ``coqc`` would see it;
+        ``timeout`` when ``coqc`` runs past ``timeout_s``."""
+        verdict = self._check_file([job], timeout_s, wrap_headers=False, explain=True)
         assert verdict is not None
         return verdict
 
     def _check_file(
-        self, jobs: Sequence[VerifyJob], *, wrap_headers: bool, explain: bool = False
+        self, jobs: Sequence[VerifyJob], timeout_s: float, *, wrap_headers: bool, explain: bool
     ) -> KernelVerdict | None:
         """Compile ``jobs`` in one file and check it; the verdict for all of them, or None when
         something failed and ``explain`` is off (the caller then checks each alone)."""
+        limit = self._config.memory_limit_mb
         with tempfile.TemporaryDirectory(prefix="stp-rocq-kernel-") as tmp:
-            source = _batch_file(jobs, wrap_headers=wrap_headers)
-            Path(tmp, "Batch.v").write_text(source)
-            seconds = self._config.header_timeout_s + self._config.timeout_s * len(jobs)
-            code, output = _run(
-                [*self._coqc, "-q", "-Q", ".", "STP", "Batch.v"],
-                tmp,
-                seconds,
-                self._config.memory_limit_mb,
-            )
+            Path(tmp, "Batch.v").write_text(_batch_file(jobs, wrap_headers=wrap_headers))
+            code, output = _run([*self._coqc, "-q", *_STP_PATH, "Batch.v"], tmp, timeout_s, limit)
+            if code is None:
+                return KernelVerdict(Verdict.TIMEOUT, "coqc timed out") if explain else None
             if code != 0:
-                why = "timed out" if code is None else f"failed: {_tail(output)}"
-                return (
-                    KernelVerdict(Verdict.FAILED, f"coqc on the whole file {why}")
-                    if explain
-                    else None
-                )
-            verdict = _read_assumptions(Path(tmp))
+                detail = f"coqc rejects the file: {_tail(output)}"
+                return KernelVerdict(Verdict.FAILED, detail) if explain else None
+            verdict = _read_modules(Path(tmp), jobs) or _read_assumptions(Path(tmp))
             if verdict.verdict is not None:
                 return verdict if explain else None
-            code, output = _run(
-                [*self._coqchk, "-silent", "-o", "-Q", ".", "STP", "-norec", "STP.Batch"],
-                tmp,
-                seconds,
-                self._config.memory_limit_mb,
-            )
+            argv = [*self._coqchk, "-silent", "-o", *_STP_PATH, "-norec", "STP.Batch"]
+            code, output = _run(argv, tmp, timeout_s, limit)
             problem = _checker_problem(code, output)
             if problem:
                 return KernelVerdict(Verdict.UNSOUND, f"coqchk: {problem}") if explain else None
             return verdict
+
+
+_STP_PATH = ("-Q", ".", "STP")  # the batch file's logical path, for coqc and coqchk alike
 
 
 def _load_path_flags(args: Sequence[str]) -> list[str]:
@@ -708,7 +702,7 @@ def _batch_file(jobs: Sequence[VerifyJob], *, wrap_headers: bool) -> str:
             parts.append(
                 f"{statement_definition(f'stp_stmt_{i}', statement)}\n"
                 f"Module Cand_{i}.\n{job.formal_statement}\nProof.\n{sentences}\nQed.\n"
-                f"End Cand_{i}.\n"
+                f'End Cand_{i}.\nRedirect "stp_module_{i}" Print Module Cand_{i}.\n'
                 f"Definition stp_chk_{i} : stp_stmt_{i} := @Cand_{i}.{statement.name}.\n"
             )
             checks.append(f"{scope}stp_chk_{i}")
@@ -722,6 +716,24 @@ def _batch_file(jobs: Sequence[VerifyJob], *, wrap_headers: bool) -> str:
     for k, axiom in enumerate(sorted(ALLOWED_AXIOMS)):
         parts.append(f'Redirect "stp_locate_{k}" Locate Term {axiom}.\n')
     return "".join(parts)
+
+
+_FIELD = re.compile(
+    r"(?:Struct|\.) (Parameter|Definition|Axiom|Inductive|CoInductive|Variant|Record|Structure|"
+    r"Class|Instance|Fixpoint|CoFixpoint|Module|Scheme|Notation) "
+)
+
+
+def _read_modules(folder: Path, jobs: Sequence[VerifyJob]) -> KernelVerdict | None:
+    """Each candidate module must hold its theorem and nothing else (``Print Module`` lists
+    neither the ``_subproof`` constants of ``abstract`` nor anything of the header)."""
+    for i, job in enumerate(jobs):
+        printed = " ".join((folder / f"stp_module_{i}.out").read_text(errors="replace").split())
+        name = parse_statement(job.formal_statement).name
+        head = f"Module Cand_{i} := Struct Parameter {name} :"
+        if not printed.startswith(head) or _FIELD.findall(printed) != ["Parameter"]:
+            return KernelVerdict(Verdict.UNSOUND, f"the candidate holds more than {name}")
+    return None
 
 
 def _read_assumptions(folder: Path) -> KernelVerdict:

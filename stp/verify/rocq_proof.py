@@ -15,7 +15,8 @@ vernacular command (``Admitted``, ``Unset Guard Checking``, ``Cd``, ``Redirect``
 parse error, whatever the splitter believed. The rebuilt text is what both lines of the check
 execute, so what the screen judged is what coqtop runs.
 
-Before any of that, ``screen`` gives the clear verdicts early: ``admit``/``give_up``/
+Three harmless proof-mode commands (``PROOF_COMMANDS``: ``Unshelve``, ``Show``, ``Guarded``)
+are sent as that one word. Before any of that, ``screen`` gives the clear verdicts early: ``admit``/``give_up``/
 ``Admitted``/``Abort`` are ``incomplete``, a sentence that starts with a vernacular keyword is
 ``unsound``. The parentheses, not this list, are what keeps commands out.
 """
@@ -176,6 +177,11 @@ VERNACULAR = frozenset(
 )
 
 
+# Proof-mode commands a genuine proof may hold; each is sent as exactly this word (never the
+# proof's own text), so nothing else can ride along.
+PROOF_COMMANDS = frozenset({"Unshelve", "Show", "Guarded"})
+
+
 class ProofRejected(Exception):
     """The proof text is refused before it runs: ``verdict`` and why."""
 
@@ -209,8 +215,9 @@ def _unusual_character(text: str, start: int, end: int) -> int | None:
     return None
 
 
-def _tactic_end(text: str, i: int) -> tuple[int, int]:
-    """(end of the tactic's text, end of its terminator) for the sentence starting at ``i``."""
+def _tactic_end(text: str, i: int, original: str) -> tuple[int, int]:
+    """(end of the tactic's text, end of its terminator) for the sentence starting at ``i`` of
+    ``text``, the comment-blanked ``original``."""
     n = len(text)
     in_string = False
     k = i
@@ -229,6 +236,8 @@ def _tactic_end(text: str, i: int) -> tuple[int, int]:
             while run < n and text[run] == ".":
                 run += 1
             dots = run - k
+            if original.startswith("(*", run):  # Coq reads `.(`, not a period and a comment
+                raise ProofRejected(Verdict.FAILED, "a period directly before a comment")
             if run == n or text[run] in COQ_BLANKS:
                 if dots in (1, 3):  # "." or "...": the end of the sentence
                     return k, run
@@ -299,10 +308,14 @@ def proof_sentences(proof: str) -> list[ProofSentence]:
             sentences.append(ProofSentence(i, j + 1, f"{prefix}{{"))
             i = j + 1
             continue
-        body_end, end = _tactic_end(text, j)
+        body_end, end = _tactic_end(text, j, proof)
         body = text[j:body_end].strip(COQ_BLANKS)
         if not body:
             raise ProofRejected(Verdict.FAILED, f"an empty sentence at character {i}")
+        if body in PROOF_COMMANDS and not prefix:
+            sentences.append(ProofSentence(i, end, f"{body}."))
+            i = end
+            continue
         verdict = screen(body)
         if verdict is not None:
             raise ProofRejected(*verdict)
@@ -332,7 +345,7 @@ def single_sentence(text: str) -> bool:
     if blanked is None or _unusual_character(blanked, 0, len(blanked)) is not None:
         return False
     try:
-        _, end = _tactic_end(blanked, 0)
+        _, end = _tactic_end(blanked, 0, text)
     except ProofRejected:
         return False
     return not blanked[end:].strip(COQ_BLANKS)
