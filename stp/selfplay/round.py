@@ -155,7 +155,6 @@ def generate(r: Round) -> dict[str, Any]:
 def verify(r: Round) -> dict[str, Any]:
     from stp.verify import make_verifier
 
-    r.sampler.close()  # free the model's memory for the verifier workers
     chunks, _ = _chunks(r)
     with _bar(0, "verify", "proof") as bar:
 
@@ -262,6 +261,9 @@ CHECKING = (
     "verification.header_timeout_s",
     "verification.<assistant>",  # the configured assistant's own fields (stp.assistants)
 )
+
+
+LAST_SAMPLING_STAGE = "generate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +382,8 @@ def run_round(r: Round, earlier: list[StageRecord | None]) -> None:
             r.log,
             inputs=inputs,
         )
+        if stage.name == LAST_SAMPLING_STAGE:
+            r.sampler.close()  # the model's memory goes to the verifier workers and training
 
 
 def _existing(paths: list[Path]) -> list[Path]:
