@@ -1,4 +1,8 @@
-"""Sampling proofs (and conjectures) from a model with the run's sampling settings.
+"""What rounds and evaluations share on the way from a statement to a checked proof.
+
+``Problem`` is a statement as the prover sees it: its prompt and, for each proof, the job the
+proof assistant checks. A bundled benchmark ``Statement`` becomes one once
+(``Problem.from_statement``); a round's ``Target`` is one.
 
 ``ModelSampler`` is the one place that turns ``SamplingConfig`` into a ``generate`` call: the
 rounds' conjecturer and prover stages and ``stp eval`` all sample through it, so the same
@@ -9,12 +13,49 @@ a stage or evaluation that finds its work done loads nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Self
 
 from stp.config import SamplingConfig
-from stp.languages import FENCE
+from stp.data.benchmarks import Statement
+from stp.languages import FENCE, FormalLanguage
 from stp.models.sampler import Completion, Sampler
+from stp.verify.types import VerifyJob
 
 Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A statement to prove: what the prover is shown and what its proofs are checked against."""
+
+    id: str
+    header: str
+    formal_statement: str
+    informal: str | None = None
+    forbidden: tuple[str, ...] = ()  # names a proof may not cite (its own library copy)
+
+    @classmethod
+    def from_statement(cls, statement: Statement) -> Self:
+        return cls(
+            id=statement.name,
+            header=statement.header,
+            formal_statement=statement.formal_statement,
+            informal=statement.informal_statement,
+            forbidden=statement.forbidden_names,
+        )
+
+    def prompt(self, lang: FormalLanguage) -> str:
+        return lang.prover_prompt(self.header, self.formal_statement, self.informal)
+
+    def job(self, job_id: str, proof: str) -> VerifyJob:
+        return VerifyJob(
+            id=job_id,
+            header=self.header,
+            formal_statement=self.formal_statement,
+            proof=proof,
+            forbidden_names=self.forbidden,
+        )
 
 
 class ModelSampler:

@@ -37,8 +37,8 @@ from stp.data.benchmarks import load_statements as load_statement_file
 from stp.errors import DataError, EvaluationMismatch, MissingInput
 from stp.languages import FormalLanguage, language
 from stp.models.sampler import Sampler
-from stp.prove import ModelSampler
-from stp.verify.types import Verdict, Verifier, VerifyJob
+from stp.prove import ModelSampler, Problem
+from stp.verify.types import Verdict, Verifier
 
 MANIFEST = "manifest.json"
 TIMING = "timing.json"
@@ -364,9 +364,7 @@ def evaluate(
 def _sample_batch(
     samples: int, batch: list[Statement], lang: FormalLanguage, sampler: ModelSampler, seed: int
 ) -> dict[str, Any]:
-    prompts = [
-        lang.prover_prompt(s.header, s.formal_statement, s.informal_statement) for s in batch
-    ]
+    prompts = [Problem.from_statement(s).prompt(lang) for s in batch]
     started = time.monotonic()
     completions = sampler.generate(prompts, samples, seed)
     return {
@@ -391,18 +389,11 @@ def _verify_batch(
 ) -> None:
     jobs, meta = [], []
     for statement, completions in zip(batch, generations["completions"], strict=True):
+        problem = Problem.from_statement(statement)
         for sample, completion in enumerate(completions):
             proof = lang.parse_proof(completion["text"], statement.formal_statement)
             attempt_id = f"{statement.name}#{sample}"
-            jobs.append(
-                VerifyJob(
-                    id=attempt_id,
-                    header=statement.header,
-                    formal_statement=statement.formal_statement,
-                    proof=proof,
-                    forbidden_names=statement.forbidden_names,
-                )
-            )
+            jobs.append(problem.job(attempt_id, proof))
             meta.append((statement.name, sample, completion["num_tokens"]))
     started = time.monotonic()
     results = verifier.verify(jobs)

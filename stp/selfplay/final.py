@@ -90,7 +90,7 @@ def final_retrain(config: STPConfig, log: Callable[[str], None] = print) -> Path
         count = write_records(
             examples,
             (
-                TrainingExample(statements[t].prover_prompt(lang), lang.prover_completion(p), 1.0)
+                TrainingExample(statements[t].prompt(lang), lang.prover_completion(p), 1.0)
                 for t, texts in proofs.items()
                 for p in texts
             ),

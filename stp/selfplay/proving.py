@@ -68,7 +68,7 @@ def sample_proofs(
     done_before = 0
     for index, chunk in enumerate(chunks):
         if not chunk_done(out, index):
-            prompts = [t.prover_prompt(lang) for t in chunk]
+            prompts = [t.prompt(lang) for t in chunk]
             samples = sampler.generate(prompts, k, seed_of_chunk(index), progress(done_before))
             attempts = [
                 Attempt(t.id, lang.parse_proof(c.text, t.formal_statement), c.num_tokens)

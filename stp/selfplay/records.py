@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
 from stp.artifacts import atomic_write_jsonl, read_jsonl
-from stp.data.benchmarks import Statement
 from stp.languages import FormalLanguage
-from stp.verify.types import VerifyJob
+from stp.prove import Problem
 
 DATASET = "dataset"
 CONJECTURE = "conjecture"
@@ -69,25 +68,10 @@ def write_records(path: Path, records: Iterable[Row]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """A statement the round samples proofs of: a dataset statement or a new conjecture."""
+class Target(Problem):
+    """A problem the round samples proofs of: a dataset statement or a new conjecture."""
 
-    id: str
-    header: str
-    formal_statement: str
-    informal: str | None = None
-    forbidden: tuple[str, ...] = ()  # names a proof may not cite (its own library copy)
     kind: str = DATASET
-
-    @classmethod
-    def from_statement(cls, statement: Statement) -> Target:
-        return cls(
-            id=statement.name,
-            header=statement.header,
-            formal_statement=statement.formal_statement,
-            informal=statement.informal_statement,
-            forbidden=statement.forbidden_names,
-        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,18 +92,6 @@ class Target:
             informal=row.get("informal"),
             forbidden=tuple(row.get("forbidden", ())),
             kind=row.get("kind", DATASET),  # the run's targets.jsonl of earlier versions
-        )
-
-    def prover_prompt(self, lang: FormalLanguage) -> str:
-        return lang.prover_prompt(self.header, self.formal_statement, self.informal)
-
-    def job(self, job_id: str, proof: str) -> VerifyJob:
-        return VerifyJob(
-            id=job_id,
-            header=self.header,
-            formal_statement=self.formal_statement,
-            proof=proof,
-            forbidden_names=self.forbidden,
         )
 
 

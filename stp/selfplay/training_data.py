@@ -79,7 +79,7 @@ def score(
             )
             if candidate is not None:
                 scores.candidates.append(candidate)
-        prompt = target.prover_prompt(lang)
+        prompt = target.prompt(lang)
         scores.prover_examples.extend(
             TrainingExample(prompt, lang.prover_completion(proof), weight, outcome.target)
             for proof, weight in selection.prover_proof_weights(
