@@ -46,7 +46,7 @@ ASSISTANTS: dict[str, ProofAssistant] = {
             title="Lean 4",
             language=LEAN,
             backend_module="stp.verify.lean",
-            settings=("repl_cmd", "lean_project"),
+            settings=("repl_cmd", "lean_project", "lean_kernel_check", "lean_run_as"),
             version_commands=(("lake", "--version"), ("lean", "--version")),
         ),
         ProofAssistant(

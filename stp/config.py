@@ -189,6 +189,18 @@ class VerificationConfig:
         "Folder the Lean REPL command runs in; its lean-toolchain and lakefile.lean pin Lean, "
         "Mathlib and the REPL (scripts/setup_lean.sh installs them).",
     )
+    lean_kernel_check: Literal["auto", "on", "off"] = _field(
+        "auto",
+        "Check every proof the Lean REPL accepts a second time, outside it: compiled by `lean` in "
+        "a fresh process, then replayed through the kernel by lean_project's stp_check and "
+        "compared with the statement (lean backend). auto: on wherever `lake` is on PATH.",
+    )
+    lean_run_as: str = _field(
+        "",
+        "User (name or uid) the Lean REPL and the second check run as, so that proofs cannot "
+        "write the project, Mathlib or other workers' files (lean backend; needs stp to run as "
+        "root). '' runs them as the current user.",
+    )
     isabelle_cmd: str = _field(
         "isabelle",
         "Isabelle launcher (isabelle backend), split like a shell would; each worker runs "
