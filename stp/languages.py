@@ -148,7 +148,7 @@ class _Rocq(FormalLanguage):
     _NAME = re.compile(r"^\s*([A-Za-z_][\w']*)")
     _STRING = re.compile(r'"(?:[^"]|"")*"')  # in comment-free text; "" escapes a quote
     _HEAD = re.compile(
-        r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Property)\s+[A-Za-z_][\w']*"
+        r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Property|Example)\s+[A-Za-z_][\w']*"
     )
 
     def statement_body(self, formal_statement: str) -> str:

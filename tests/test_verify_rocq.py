@@ -23,6 +23,8 @@ from stp.verify.rocq import (
 )
 from stp.verify.rocq_proof import screen_proof
 
+pytestmark = pytest.mark.rocq  # every test here runs coqtop
+
 NAT_HEADER = "Require Import Arith Lia.\n"
 NAT_STATEMENT = "Theorem add_zero (n : nat) : n + 0 = n."
 REAL_HEADER = "Require Import Reals Lra.\nOpen Scope R_scope.\n"
