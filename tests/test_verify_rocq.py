@@ -13,8 +13,7 @@ import pytest
 
 from stp.config import VerificationConfig
 from stp.verify import Verdict, VerifierUnavailableError, VerifyJob, make_verifier
-from stp.verify.backends import Deduplicated
-from stp.verify.pool import PoolVerifier
+from stp.verify.pool import Deduplicated, PoolVerifier
 from stp.verify.rocq import (
     ALLOWED_AXIOMS,
     RocqWorker,

@@ -13,12 +13,8 @@ once.
 from __future__ import annotations
 
 from stp.config import VerificationConfig
-from stp.errors import VerifierUnavailableError
 from stp.verify.local import make_local_backend
 from stp.verify.pool import Deduplicated
-
-# VerifierUnavailableError stays importable from here: the Rocq and Lean backends import it.
-__all__ = ["VerifierUnavailableError", "make_verifier"]
 
 
 def make_verifier(config: VerificationConfig) -> Deduplicated:
