@@ -21,3 +21,9 @@ require mathlib from git
 
 require REPL from git
   "https://github.com/xinhjBrant/repl.git" @ "3334a97b268ecc67beb36a75787f7e831208a724"
+
+-- The second line of the verifier (`stp.verify.lean_check`): replays a compiled proof through
+-- the kernel in a process that runs none of the proof's code.
+lean_exe stp_check where
+  root := `StpCheck
+  supportInterpreter := true

@@ -6,7 +6,7 @@ does), then times what a round does with them after sampling, minus the proof ch
 
 1. per chunk, identical (target, proof) attempts are counted once with their multiplicity
    (``selection.count_distinct``) and given a synthetic verdict, written as verified chunks;
-2. ``round.select_training_data``: per-target outcomes in one pass, pass rates, barely-provable
+2. ``round.select`` (the select stage): per-target outcomes in one pass, pass rates, barely-provable
    conjectures, elegance filter, prover weights, ``stats/prover/conjecturer/train.jsonl``.
 
 Embedding re-weighting is switched off: its cost is the model's forward passes, not selection.
@@ -28,15 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from stp.artifacts import atomic_write_jsonl, read_jsonl
+from stp.artifacts import atomic_write_jsonl, chunk_path, read_jsonl, write_chunk
 from stp.config import load_config
+from stp.runs import RunLayout
 from stp.selfplay import selection
-from stp.selfplay.layout import CONJECTURE, DATASET, RunLayout
-from stp.selfplay.round import RoundContext, select_training_data
-from stp.selfplay.stages import chunk_path, write_chunk, write_marker
+from stp.selfplay.context import Round
+from stp.selfplay.history import RunHistory
+from stp.selfplay.records import CONJECTURE, DATASET, Attempt, Target, iter_records
+from stp.selfplay.round import select
+from stp.stages import write_marker
 
 
-def synthetic_round(root: Path, attempts: int, k: int, chunk_targets: int) -> RoundContext:
+def synthetic_round(root: Path, attempts: int, k: int, chunk_targets: int) -> Round:
     config = load_config(
         None,
         [
@@ -98,7 +101,15 @@ def synthetic_round(root: Path, attempts: int, k: int, chunk_targets: int) -> Ro
                 proof = "intros. " + " ".join(rng.choices(tactics, k=rng.randint(1, 3)))
                 rows.append({"target": target["id"], "proof": proof, "tokens": len(proof) // 3})
         write_chunk(directory / "attempts", index, rows)
-    return RoundContext(config=config, layout=layout, index=0, model="unused", log=print)
+    return Round(
+        config=config,
+        layout=layout,
+        index=0,
+        model="unused",
+        dataset=[Target.from_dict(t) for t in dataset],
+        history=RunHistory(),
+        log=print,
+    )
 
 
 def verdict(target: str, proof: str) -> str:
@@ -124,7 +135,8 @@ def main() -> int:
         n_chunks = len(list(attempts_dir.glob("chunk_*.jsonl")))
         distinct = 0
         for index in range(n_chunks):
-            counts = selection.count_distinct(read_jsonl(chunk_path(attempts_dir, index)))
+            attempts = iter_records(read_jsonl(chunk_path(attempts_dir, index)), Attempt)
+            counts = selection.count_distinct(attempts)
             distinct += len(counts)
             write_chunk(
                 ctx.directory / "verified",
@@ -135,7 +147,7 @@ def main() -> int:
                 ),
             )
         dedup = time.perf_counter() - start
-        info = select_training_data(ctx)
+        info = select(ctx)
         total = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"dedup: {args.attempts} attempts -> {distinct} distinct in {dedup:.1f}s")

@@ -29,8 +29,8 @@ from typing import Any
 
 from stp.artifacts import atomic_write_json, atomic_write_text
 from stp.config import STPConfig, load_config
-from stp.selfplay.layout import RunLayout
-from stp.selfplay.round import advance, model_for_round, start_model
+from stp.runs import RunLayout, model_for_round, start_model
+from stp.selfplay.round import advance
 
 
 def evaluate_model(config: STPConfig, model: str, out_dir: Path) -> dict[str, Any]:

@@ -41,8 +41,8 @@ fi
 echo "+ lake exe cache get (prebuilt Mathlib oleans; files the cache lacks are built next)"
 lake exe cache get || echo "cache get failed: Mathlib will be built from source below"
 
-echo "+ lake build Mathlib repl"
-lake build Mathlib repl
+echo "+ lake build Mathlib repl stp_check"
+lake build Mathlib repl stp_check
 
 echo "+ smoke test: one proof through the REPL"
 printf '%s\n\n' '{"cmd": "import Mathlib\ntheorem smoke : (2 : ℕ) + 2 = 4 := by norm_num"}' \

@@ -1,11 +1,14 @@
-"""Atomic artifact files: written to a temporary file, then renamed into place.
+"""Artifact files: atomic writes, content hashes and the chunk store.
 
-A reader never sees a half-written artifact: either the old file (or none) or the whole new
-one. Stages that are skipped when their output exists rely on this to resume after a kill.
+Every artifact is written to a temporary file, then renamed into place: a reader never sees
+a half-written artifact, either the old file (or none) or the whole new one. Stages that are
+skipped when their output exists rely on this to resume after a kill. The content hashes
+here are the only ones in the project (stage markers, evaluation manifests, fingerprints).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -62,3 +65,73 @@ def read_jsonl(path: str | Path) -> Iterator[Any]:
         for line in handle:
             if line.strip():
                 yield json.loads(line)
+
+
+# ----------------------------------------------------------------------- content hashes
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_sha256(path: str | Path) -> str:
+    """sha256 over the names and contents of a folder's top-level files (hidden files, the
+    temporaries of atomic writes, left out): what identifies a saved model."""
+    digest = hashlib.sha256()
+    for file in sorted(
+        p for p in Path(path).iterdir() if p.is_file() and not p.name.startswith(".")
+    ):
+        digest.update(file.name.encode("utf-8") + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def rows_sha256(rows: Iterable[Any]) -> str:
+    """sha256 of JSON-able rows as canonical JSON, one line each, in order."""
+    digest = hashlib.sha256()
+    for row in rows:
+        line = json.dumps(row, sort_keys=True, ensure_ascii=False)
+        digest.update(line.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+# -------------------------------------------------------------------------- chunk store
+#
+# Long stages write their output in chunks, each followed by a sha256 sidecar: a rerun keeps
+# the chunks whose sidecar matches and redoes only the rest.
+
+
+def chunk_path(directory: Path, index: int) -> Path:
+    return directory / f"chunk_{index:05d}.jsonl"
+
+
+def _chunk_sidecar(path: Path) -> Path:
+    return path.with_suffix(".sha256")
+
+
+def write_chunk(directory: Path, index: int, rows: Iterable[Any]) -> int:
+    """Write one chunk atomically, then its sha256 sidecar; returns the row count."""
+    path = chunk_path(directory, index)
+    count = atomic_write_jsonl(path, rows)
+    _chunk_sidecar(path).write_text(file_sha256(path) + "\n")
+    return count
+
+
+def chunk_done(directory: Path, index: int) -> bool:
+    path = chunk_path(directory, index)
+    try:
+        return _chunk_sidecar(path).read_text().strip() == file_sha256(path)
+    except OSError:
+        return False
+
+
+def read_chunks(directory: Path, count: int) -> Iterator[Any]:
+    """Rows of chunks 0..count-1 in order."""
+    for index in range(count):
+        yield from read_jsonl(chunk_path(directory, index))

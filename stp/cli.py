@@ -19,12 +19,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from stp.config import ConfigError, add_config_arguments, config_from_args, dump_config
-from stp.data import DataError
-from stp.eval.runner import EvaluationMismatch
-from stp.models.errors import MissingExtraError, TrainingOutputConflict
-from stp.selfplay.lock import RunLockedError
-from stp.verify.backends import VerifierUnavailableError
+from stp.config import add_config_arguments, config_from_args, dump_config
+from stp.errors import UserError
 
 # Modules with a `register(subparsers)` function, one per command group.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -34,18 +30,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stp.verify.cli",
     "stp.eval.cli",
     "stp.selfplay.cli",
-)
-
-# Errors a user can fix from the message alone: printed as one line, exit status 2.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError,
-    DataError,
-    FileNotFoundError,
-    MissingExtraError,
-    TrainingOutputConflict,
-    VerifierUnavailableError,
-    EvaluationMismatch,
-    RunLockedError,
 )
 
 
@@ -73,6 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as exc:
+    except UserError as exc:  # fixable from the message: one line; anything else: traceback
         print(f"stp {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -28,9 +28,10 @@ from typing import Any, Literal
 
 import yaml
 
+from stp.assistants import NAMES as ASSISTANT_NAMES
+from stp.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A config file or override names an unknown field or gives a value the field cannot take."""
+__all__ = ["ConfigError", "STPConfig", "load_config"]
 
 
 def _field(default: Any, help: str) -> Any:
@@ -38,9 +39,6 @@ def _field(default: Any, help: str) -> Any:
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
-
-
-Backend = Literal["rocq", "lean", "isabelle"]
 
 
 @dataclass
@@ -165,8 +163,8 @@ class SamplingConfig:
 class VerificationConfig:
     """Which proof assistant checks proofs, and how its workers run."""
 
-    backend: Backend = _field(
-        "rocq", "Proof assistant: rocq (coqtop), lean (Lean 4 REPL), isabelle."
+    backend: str = _field(
+        "rocq", f"Proof assistant: {', '.join(ASSISTANT_NAMES)} (stp.assistants)."
     )
     workers: int = _field(0, "Local verifier processes; 0 means one per CPU core.")
     timeout_s: float = _field(20.0, "Wall-clock limit for checking one proof, in seconds.")
@@ -193,6 +191,18 @@ class VerificationConfig:
         "lean_project",
         "Folder the Lean REPL command runs in; its lean-toolchain and lakefile.lean pin Lean, "
         "Mathlib and the REPL (scripts/setup_lean.sh installs them).",
+    )
+    lean_kernel_check: Literal["auto", "on", "off"] = _field(
+        "auto",
+        "Check every proof the Lean REPL accepts a second time, outside it: compiled by `lean` in "
+        "a fresh process, then replayed through the kernel by lean_project's stp_check and "
+        "compared with the statement (lean backend). auto: on wherever `lake` is on PATH.",
+    )
+    lean_run_as: str = _field(
+        "",
+        "User (name or uid) the Lean REPL and the second check run as, so that proofs cannot "
+        "write the project, Mathlib or other workers' files (lean backend; needs stp to run as "
+        "root). '' runs them as the current user.",
     )
     isabelle_cmd: str = _field(
         "isabelle",
@@ -221,6 +231,11 @@ class VerificationConfig:
     )
 
     def validate(self) -> None:
+        if self.backend not in ASSISTANT_NAMES:
+            known = ", ".join(repr(name) for name in ASSISTANT_NAMES)
+            raise ConfigError(
+                f"verification.backend: expected one of {known}, got {self.backend!r}"
+            )
         if self.workers < 0:
             raise ConfigError(f"verification.workers: must be >= 0, got {self.workers}")
         for name in ("timeout_s", "header_timeout_s"):
@@ -578,8 +593,14 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 # ------------------------------------------------------------------ command-line glue
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config``, ``--set`` and one ``--section.field`` flag per config field."""
+def add_config_arguments(
+    parser: argparse.ArgumentParser, sections: Sequence[str] = SECTIONS
+) -> None:
+    """Add ``--config``, ``--set`` and one ``--section.field`` flag per field of the
+    ``sections`` the command reads (``--set`` and the config file take any field)."""
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"no config section {unknown[0]!r}")
     parser.add_argument("--config", type=Path, help="YAML config file (defaults when omitted).")
     parser.add_argument(
         "--set",
@@ -590,7 +611,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         help="Override one field; repeatable.",
     )
     hints = typing.get_type_hints(STPConfig)
-    for section in SECTIONS:
+    for section in (s for s in SECTIONS if s in sections):
         group = parser.add_argument_group(f"{section} config")
         for f in dataclasses.fields(hints[section]):
             group.add_argument(

@@ -9,14 +9,11 @@ import shutil
 import subprocess
 from importlib import metadata
 
+from stp.assistants import ASSISTANTS
+
 PACKAGES = ("stp", "torch", "transformers", "accelerate", "datasets", "tokenizers", "vllm", "ray")
 # Tools whose first version line identifies the proof assistant a result was checked with.
-TOOLS = (
-    ("coqtop", "--version"),
-    ("lake", "--version"),
-    ("lean", "--version"),
-    ("isabelle", "version"),
-)
+TOOLS = tuple(command for a in ASSISTANTS.values() for command in a.version_commands)
 
 
 def _package_version(name: str) -> str:

@@ -148,7 +148,7 @@ class _Rocq(FormalLanguage):
     _NAME = re.compile(r"^\s*([A-Za-z_][\w']*)")
     _STRING = re.compile(r'"(?:[^"]|"")*"')  # in comment-free text; "" escapes a quote
     _HEAD = re.compile(
-        r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Property)\s+[A-Za-z_][\w']*"
+        r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Property|Example)\s+[A-Za-z_][\w']*"
     )
 
     def statement_body(self, formal_statement: str) -> str:
@@ -439,10 +439,10 @@ def rocq_sentences(text: str) -> tuple[list[tuple[int, int]], int]:
         i += end
 
 
-def rocq_blank_comments(text: str) -> str | None:
-    """``text`` with every comment's characters turned into spaces (its line breaks kept), so
-    positions stay where they were; None when a comment never closes."""
-    out = list(text)
+def _rocq_comments(text: str) -> list[tuple[int, int | None]]:
+    """The ``(start, end)`` of each comment in Rocq text, strings skipped; the last one's end
+    is None when it never closes."""
+    comments: list[tuple[int, int | None]] = []
     i = 0
     n = len(text)
     in_string = False
@@ -454,38 +454,35 @@ def rocq_blank_comments(text: str) -> str | None:
             in_string = True
         elif text.startswith("(*", i):
             after = _rocq_skip_comment(text, i)
-            if after is None:
-                return None
-            for j in range(i, after):
-                if out[j] != "\n":
-                    out[j] = " "
-            i = after
-            continue
-        i += 1
-    return "".join(out)
-
-
-def rocq_strip_comments(text: str) -> str:
-    """``text`` with every comment replaced by a space (strings kept)."""
-    out: list[str] = []
-    i = 0
-    n = len(text)
-    in_string = False
-    while i < n:
-        c = text[i]
-        if in_string:
-            in_string = c != '"'
-        elif c == '"':
-            in_string = True
-        elif text.startswith("(*", i):
-            after = _rocq_skip_comment(text, i)
-            out.append(" ")
+            comments.append((i, after))
             if after is None:
                 break
             i = after
             continue
-        out.append(c)
         i += 1
+    return comments
+
+
+def rocq_blank_comments(text: str) -> str | None:
+    """``text`` with every comment's characters turned into spaces (its line breaks kept), so
+    positions stay where they were; None when a comment never closes."""
+    out = list(text)
+    for start, end in _rocq_comments(text):
+        if end is None:
+            return None
+        out[start:end] = [c if c == "\n" else " " for c in text[start:end]]
+    return "".join(out)
+
+
+def rocq_strip_comments(text: str) -> str:
+    """``text`` with every comment replaced by a space (strings kept); an unclosed comment
+    takes the rest of the text."""
+    out: list[str] = []
+    kept = 0
+    for start, end in _rocq_comments(text):
+        out += [text[kept:start], " "]
+        kept = len(text) if end is None else end
+    out.append(text[kept:])
     return "".join(out)
 
 

@@ -1,5 +1,6 @@
-"""Markers that depend on what the machine has: `lean` needs `lake`, `isabelle` needs
-`isabelle`, `gpu` needs CUDA.
+"""Markers that depend on what the machine has: `rocq` needs `coqtop` and `coqc`, `lean`
+needs `lake`, `isabelle` needs `isabelle`, `gpu` needs CUDA. A marked test is skipped where
+its tool is missing, never failed.
 Shared fixtures: `tiny_model`, a real tiny model built offline from Coq's standard library."""
 
 from __future__ import annotations
@@ -20,14 +21,22 @@ def _has_cuda() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_rocq = pytest.mark.skip(reason="no Rocq/Coq: `coqtop` or `coqc` not on PATH")
     skip_lean = pytest.mark.skip(reason="no Lean toolchain: `lake` not on PATH")
     skip_isabelle = pytest.mark.skip(reason="no Isabelle: `isabelle` not on PATH")
     skip_gpu = pytest.mark.skip(reason="no CUDA GPU")
+    has_coq = all(shutil.which(tool) is not None for tool in ("coqtop", "coqc"))
     has_lake = shutil.which("lake") is not None
     has_isabelle = shutil.which("isabelle") is not None
     has_cuda = None
     for item in items:
         # Markers, not `item.keywords`: keywords also hold folder names (a checkout named lean).
+        # The shared tiny model is built from Coq's standard library: its users need Coq too.
+        needs_coq = item.get_closest_marker("rocq") or "tiny_model" in getattr(
+            item, "fixturenames", ()
+        )
+        if needs_coq and not has_coq:
+            item.add_marker(skip_rocq)
         if item.get_closest_marker("lean") and not has_lake:
             item.add_marker(skip_lean)
         if item.get_closest_marker("isabelle") and not has_isabelle:

@@ -8,10 +8,23 @@ command whose ``cmd`` was recorded in tests/fixtures/lean_repl (Lean 4.33) with 
 response (``env`` renumbered to its own counter). Other commands get what the tests need:
 
 - no ``env``: a header, answered ``{"env": n}``;
-- ``#print axioms NAME`` and ``#check (rfl : type_of% @A = type_of% @B)``: answered as Lean
-  would from what earlier commands declared (a ``-- fake-axioms: a, b`` comment in a proof
-  sets its axioms);
+- ``#print axioms NAME`` (each of them), ``#check (rfl : type_of% @A = type_of% @B)`` and
+  ``#check NAME``: answered as Lean would from what earlier commands declared (a ``-- fake-axioms: a, b``
+  comment in a proof sets its axioms);
+- ``FAKE_WRONG`` in a command: an "unsolved goals" error, as for a proof that does not prove;
 - anything else: a clean ``{"env": n}``.
+
+Attacks, as what a proof that runs code inside the real REPL makes it write (the screen keeps
+such proofs out; these markers stand for a way past it): ``FAKE_FORGE_ANSWER`` prints a forged
+clean answer ``{"env": 1}`` before the real one (``FAKE_FORGE_EXACT``: with the env the real
+answer will have), then the real answer 0.3 s later; ``FAKE_LATE_BYTES`` prints a forged clean
+answer 0.3 s after its real answer, where the next request finds it; ``FAKE_LINTER`` installs a
+"linter" for every later command of the process that drops errors and sorries and answers
+every ``#print axioms X`` with "'X' does not depend on any axioms" (echoing whatever name it
+is asked about); ``FAKE_EXTRA_REPORT`` makes the follow-up about this proof's theorem carry a
+forged clean report besides the real one; ``FAKE_MACRO_PRINT`` makes it carry only a forged
+clean report in place of every real one (a macro for ``#print axioms`` that does not know the
+follow-up's random name).
 
 Markers in a command misbehave on demand: ``FAKE_CRASH`` (exit without answering),
 ``FAKE_CRASH_ONCE`` (crash the first time any process sees it), ``FAKE_HANG`` (start a
@@ -31,6 +44,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,6 +85,7 @@ _DECLARATION = re.compile(
 )
 _AXIOMS_COMMENT = re.compile(r"-- fake-axioms: (.*)")
 _PRINT_AXIOMS = re.compile(r"#print axioms (?:_root_\.)?(\S+)")
+_CHECK_NAME = re.compile(r"^#check (?:_root_\.)?([\w.']+)\s*$", re.M)
 _SAME_TYPE = re.compile(
     r"#check \(rfl : type_of% @(?:_root_\.)?(\S+) = type_of% @(?:_root_\.)?(\S+)\)"
 )
@@ -86,6 +101,7 @@ class FakeRepl:
         self.envs: list[dict[str, tuple[str, tuple[str, ...]]]] = []  # name -> (type, axioms)
         self.log = log
         self.state = state
+        self.linter = False  # FAKE_LINTER ran: every later answer is rewritten
         self.record({"event": "start"})
 
     def record(self, entry: dict[str, Any]) -> None:
@@ -126,18 +142,37 @@ class FakeRepl:
             declared = {}
         if cmd in self.recorded:
             response = dict(self.recorded[cmd])
-        elif "env" in request and (_PRINT_AXIOMS.search(cmd) or _SAME_TYPE.search(cmd)):
+        elif "env" in request and (
+            _PRINT_AXIOMS.search(cmd) or _SAME_TYPE.search(cmd) or _CHECK_NAME.search(cmd)
+        ):
             response = self.follow_up(cmd, declared)
+        elif "FAKE_WRONG" in cmd:
+            response = {"messages": [self.message("error", "unsolved goals\n⊢ False")]}
         else:
             response = {}
         if not any(m["severity"] == "error" for m in response.get("messages", [])):
             axioms = _AXIOMS_COMMENT.search(cmd)
             for name, signature in _DECLARATION.findall(cmd):
                 used = tuple(a.strip() for a in axioms.group(1).split(",")) if axioms else ()
+                used += tuple(m for m in ("FAKE_EXTRA_REPORT", "FAKE_MACRO_PRINT") if m in cmd)
                 declared.setdefault(name, (" ".join(signature.split()), used))
+        if self.linter:
+            response = self.rewritten(cmd, response)
+        self.linter = self.linter or "FAKE_LINTER" in cmd
         response["env"] = len(self.envs)
         self.envs.append(declared)
         return response
+
+    def rewritten(self, cmd: str, response: dict[str, Any]) -> dict[str, Any]:
+        """What FAKE_LINTER leaves of an answer: no errors, no sorries, forged reports."""
+        messages = [
+            m
+            for m in response.get("messages", [])
+            if m["severity"] == "info" and "axioms" not in m["data"]
+        ]
+        for name in _PRINT_AXIOMS.findall(cmd):
+            messages.append(self.message("info", f"'{name}' does not depend on any axioms"))
+        return {"messages": messages} if messages else {}
 
     def follow_up(
         self, cmd: str, declared: dict[str, tuple[str, tuple[str, ...]]]
@@ -152,15 +187,28 @@ class FakeRepl:
                 messages.append(self.message("error", f"unknown identifier '{left}'"))
             elif declared[left][0] != declared[right][0]:
                 messages.append(self.message("error", "type mismatch\n  rfl"))
-        if printed := _PRINT_AXIOMS.search(cmd):
-            name = printed.group(1)
+        names = _PRINT_AXIOMS.findall(cmd)
+        attacks = {a for name in names if name in declared for a in declared[name][1]}
+        for name in names:
             if name not in declared:
                 messages.append(self.message("error", f"unknown constant '{name}'"))
-            elif axioms := declared[name][1]:
+                continue
+            forged = self.message("info", f"'{name}' does not depend on any axioms")
+            if "FAKE_MACRO_PRINT" in attacks:
+                if "FAKE_MACRO_PRINT" in declared[name][1]:
+                    messages.append(forged)
+                continue
+            if "FAKE_EXTRA_REPORT" in declared[name][1]:
+                messages.append(forged)
+            axioms = tuple(a for a in declared[name][1] if not a.startswith("FAKE_"))
+            if axioms:
                 text = f"'{name}' depends on axioms: [{', '.join(axioms)}]"
                 messages.append(self.message("info", text))
             else:
-                messages.append(self.message("info", f"'{name}' does not depend on any axioms"))
+                messages.append(forged)
+        for name in _CHECK_NAME.findall(cmd):
+            if name not in declared:
+                messages.append(self.message("error", f"unknown identifier '_root_.{name}'"))
         return {"messages": messages} if messages else {}
 
     @staticmethod
@@ -201,7 +249,25 @@ def main() -> None:
             )
             sys.exit(1)
         repl.record({"event": "request", "request": request, "lines": lines})
-        sys.stdout.write(json.dumps(repl.answer(request), indent=1, ensure_ascii=False) + "\n\n")
+        cmd = request.get("cmd", "")
+        forged = {"FAKE_FORGE_ANSWER": 1, "FAKE_FORGE_EXACT": len(repl.envs)}
+        for marker, env in forged.items():
+            if marker in cmd:
+                write(json.dumps({"env": env}) + "\n\n")
+                time.sleep(0.3)
+        write(json.dumps(repl.answer(request), indent=1, ensure_ascii=False) + "\n\n")
+        if "FAKE_LATE_BYTES" in cmd:
+            late = json.dumps({"env": len(repl.envs)}) + "\n\n"
+            threading.Timer(0.3, write, args=(late,)).start()
+
+
+_WRITE = threading.Lock()
+
+
+def write(text: str) -> None:
+    """Write to stdout (line-buffered on a terminal; the forgeries end in newlines too)."""
+    with _WRITE:
+        sys.stdout.write(text)
 
 
 if __name__ == "__main__":

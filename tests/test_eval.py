@@ -120,6 +120,7 @@ def setup(evaluated, tmp_path):
     return config, benchmark, tmp_path / "out"
 
 
+@pytest.mark.rocq
 def test_evaluation_reports_exact_figures_with_real_coqtop(evaluated):
     _, _, out, report = evaluated
 
@@ -159,6 +160,7 @@ def _figures(report):
     return {key: report[key] for key in ("pass_at_k", "verdicts", "problems", "tokens")}
 
 
+@pytest.mark.rocq
 def test_killed_evaluation_resumes_without_resampling_finished_batches(evaluated, setup):
     first = _figures(evaluated[3])
     config, benchmark, out = setup
@@ -182,6 +184,7 @@ def test_killed_evaluation_resumes_without_resampling_finished_batches(evaluated
     assert _figures(done) == first and done["attempts"] == 12
 
 
+@pytest.mark.rocq
 def test_folder_of_another_evaluation_is_refused(setup):
     config, benchmark, out = setup
     with pytest.raises(EvaluationMismatch, match="different samples"):
@@ -193,6 +196,7 @@ def test_folder_of_another_evaluation_is_refused(setup):
         _run(_config("sampling.temperature=0.5"), benchmark, out, sampler_factory=_must_not_sample)
 
 
+@pytest.mark.rocq
 def test_compare_sets_two_reports_side_by_side(setup, capsys):
     _, _, out = setup
     other = out.parent / "other"
@@ -255,6 +259,7 @@ def test_unknown_benchmark_and_split_are_one_line_errors(tmp_path, capsys):
     assert "Isabelle launcher 'no-such-isabelle' not found" in capsys.readouterr().err
 
 
+@pytest.mark.rocq
 @pytest.mark.slow
 def test_stp_eval_end_to_end_with_tiny_model_and_coqtop(tmp_path):
     """The command a user runs: a tiny model built with `stp model init`, miniF2F-Rocq valid
@@ -322,6 +327,7 @@ def test_default_split_is_a_bundled_benchmarks_first_or_a_files_every_statement(
     assert (whole.name, whole.split, len(whole.statements)) == ("b", "heldout", 3)
 
 
+@pytest.mark.rocq
 def test_model_that_cannot_load_is_a_one_line_error_and_leaves_the_folder_usable(
     evaluated, tmp_path, capsys, monkeypatch
 ):
@@ -335,6 +341,7 @@ def test_model_that_cannot_load_is_a_one_line_error_and_leaves_the_folder_usable
     assert _figures(_run(config, benchmark, out)) == _figures(report)
 
 
+@pytest.mark.rocq
 def test_lean_report_shows_quoted_figures_marked_as_quoted(setup):
     _, _, out = setup
     manifest = json.loads((out / "manifest.json").read_text())
@@ -398,6 +405,7 @@ def test_stp_eval_on_lean_minif2f_where_lean_is_installed(tmp_path):
     assert report["attempts"] == 2 and report["quoted"] and report["assistant_versions"]
 
 
+@pytest.mark.rocq
 def test_proofs_citing_the_targets_own_library_copy_do_not_count(tmp_path):
     """Held-out corpus rows name the library copy the header loads; citing it is unsound."""
     row = {

@@ -13,6 +13,7 @@ from stp.config import VerificationConfig
 from stp.data import load_benchmark
 from stp.verify import make_verifier
 from stp.verify.lean import ALLOWED_AXIOMS
+from stp.verify.lean_check import KernelCheck
 from stp.verify.types import Verdict, VerifyJob
 
 pytestmark = [pytest.mark.lean, pytest.mark.slow]
@@ -70,3 +71,31 @@ def test_real_minif2f_proofs() -> None:
     assert results["unknown"].verdict is Verdict.FAILED
     assert results["native"].verdict is Verdict.UNSOUND
     assert "v4.9.0-rc1" in results["norm_num"].assistant_version
+    assert "second check: kernel replay" in results["norm_num"].assistant_version
+
+
+def test_second_line_on_its_own() -> None:
+    """stp_check on proofs the screen would stop before they reached it (here they go straight
+    to the second line): it must reach the same verdicts with no REPL involved."""
+    job = minif2f_job("x", "mathd_numbertheory_81", "")
+    name = "mathd_numbertheory_81"
+    checker = KernelCheck(PROJECT, memory_limit_mb=8192, timeout_s=1200.0, run_as=None)
+    try:
+
+        def verdict(proof: str) -> tuple[Verdict, str, tuple[str, ...]]:
+            return checker.check(job.header, job.formal_statement, proof, name)
+
+        proved = verdict("  decide")
+        assert proved[0] is Verdict.PROVED, proved
+        assert set(proved[2]) <= ALLOWED_AXIOMS
+        native = verdict("  native_decide")
+        assert native[0] is Verdict.UNSOUND and "Lean.ofReduceBool" in native[1], native
+        assert verdict("  sorry")[0] is Verdict.INCOMPLETE
+        assert verdict("  exact foo_bar_baz")[0] is Verdict.UNSOUND  # does not compile
+        # Declarations after the proof are replayed too, and change nothing.
+        extra = verdict("  decide\n\ntheorem stp_extra : True := trivial")
+        assert extra[0] is Verdict.PROVED, extra
+        added = verdict("  exact cheat\n\naxiom cheat : False")  # used before it exists
+        assert added[0] is Verdict.UNSOUND
+    finally:
+        checker.close()

@@ -104,7 +104,8 @@ def test_recorded_responses_give_verdicts_messages_and_axioms(tmp_path: Path, lo
         assert result.assistant_version.startswith("unpinned (")
     # The proved proof went on to the follow-up check, in its own environment.
     follow_up = requests(log)[-3]["request"]  # the proof commands ran in job order
-    assert follow_up["cmd"].endswith("#print axioms _root_.bar") and follow_up["env"] == 1
+    assert "#print axioms _root_.bar\n\n#print axioms _root_.bar_stp_" in follow_up["cmd"]
+    assert follow_up["env"] == 1
 
 
 def test_header_once_per_distinct_header_and_every_proof_against_env_0(

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
-from fake_lean_repl import FIXTURES, VERSION_DIRS, load_transcripts
+from fake_lean_repl import VERSION_DIRS, load_transcripts
 
 from stp.languages import lean_declaration_name
 from stp.verify.lean import (
     ALLOWED_AXIOMS,
-    banned_text,
+    MessagesRewritten,
     follow_up_command,
     judge_follow_up,
     pinned_versions,
+    restated_name,
     verdict_of,
 )
 from stp.verify.pool import normalise_header
@@ -58,15 +60,6 @@ def test_every_transcript_has_expected_verdicts() -> None:
         assert [verdict_of(r) for r in responses] == EXPECTED[key], key
 
 
-def test_fixtures_are_the_shared_recordings_copied() -> None:
-    shared = Path("/work/shared/fixtures/lean_repl")
-    if not shared.is_dir():
-        pytest.skip("shared fixtures not on this machine")
-    for path in shared.rglob("*.*"):
-        if path.suffix in (".in", ".out"):
-            assert (FIXTURES / path.relative_to(shared)).read_bytes() == path.read_bytes()
-
-
 @pytest.mark.parametrize("version", ["4.33", "4.9"])
 def test_term_mode_sorry_shows_only_as_the_warning(version: str) -> None:
     # The REPL drops term-mode sorries without a goal from `sorries`; the warning remains.
@@ -88,51 +81,95 @@ def _info(text: str) -> dict:
     return {"severity": "info", "pos": {"line": 7, "column": 0}, "data": text}
 
 
+COPY = "t_stp_0123456789abcdef"  # the restated copy's random name
+COPY_REPORT = _info(f"'{COPY}' depends on axioms: [sorryAx]")
+
+
+CANARY_ERROR = {
+    "severity": "error",
+    "pos": {"line": 9, "column": 7},
+    "data": f"unknown identifier '_root_.{COPY}_absent'",
+}
+
+
+def _follow_up(*reports: str) -> dict:
+    return {"messages": [*map(_info, reports), COPY_REPORT, CANARY_ERROR], "env": 5}
+
+
 def test_follow_up_axioms() -> None:
-    clean = {
-        "messages": [_info("'t' depends on axioms: [propext, Classical.choice, Quot.sound]")],
-        "env": 5,
-    }
-    assert judge_follow_up(clean, "t") == (P, "", tuple(sorted(ALLOWED_AXIOMS)))
-    none = {"messages": [_info("'t' does not depend on any axioms")], "env": 5}
-    assert judge_follow_up(none, "t")[0] is P
-    sorry = {"messages": [_info("'t' depends on axioms: [propext, sorryAx]")], "env": 5}
-    assert judge_follow_up(sorry, "t")[0] is INC
-    native = {"messages": [_info("'t' depends on axioms: [propext, Lean.ofReduceBool]")], "env": 5}
-    verdict, detail, axioms = judge_follow_up(native, "t")
+    clean = _follow_up("'t' depends on axioms: [propext, Classical.choice, Quot.sound]")
+    assert judge_follow_up(clean, "t", COPY) == (P, "", tuple(sorted(ALLOWED_AXIOMS)))
+    none = _follow_up("'t' does not depend on any axioms")
+    assert judge_follow_up(none, "t", COPY)[0] is P
+    sorry = _follow_up("'t' depends on axioms: [propext, sorryAx]")
+    assert judge_follow_up(sorry, "t", COPY)[0] is INC
+    native = _follow_up("'t' depends on axioms: [propext, Lean.ofReduceBool]")
+    verdict, detail, axioms = judge_follow_up(native, "t", COPY)
     assert verdict is Verdict.UNSOUND and "Lean.ofReduceBool" in detail
     assert axioms == ("Lean.ofReduceBool", "propext")
     # A report for another name (say, printed by the proof itself) does not count.
-    other = {"messages": [_info("'u' does not depend on any axioms")], "env": 5}
-    assert judge_follow_up(other, "t")[0] is E
+    assert judge_follow_up(_follow_up("'u' does not depend on any axioms"), "t", COPY)[0] is E
+
+
+def test_an_extra_report_is_unsound() -> None:
+    # The real report says sorryAx; a second one, forged, says nothing: never proved.
+    forged = _follow_up("'t' does not depend on any axioms", "'t' depends on axioms: [sorryAx]")
+    verdict, detail, _ = judge_follow_up(forged, "t", COPY)
+    assert verdict is Verdict.UNSOUND and "2 #print axioms reports" in detail
+
+
+@pytest.mark.parametrize(
+    "copy_reports",
+    [
+        [],  # an answer printed before the follow-up was sent cannot know the random name
+        [COPY_REPORT, COPY_REPORT],
+        [_info("'t_stp_ffffffffffffffff' depends on axioms: [sorryAx]")],  # another job's
+    ],
+)
+def test_the_answer_must_report_this_jobs_random_name_once(copy_reports: list[dict]) -> None:
+    response = {
+        "messages": [_info("'t' does not depend on any axioms"), *copy_reports, CANARY_ERROR],
+        "env": 5,
+    }
+    verdict, detail, _ = judge_follow_up(response, "t", COPY)
+    assert verdict is Verdict.UNSOUND and "random name" in detail
 
 
 @pytest.mark.parametrize(
     "error", ["unknown identifier 't'", "Unknown identifier `t`", "type mismatch\n  rfl"]
 )
 def test_follow_up_statement_recheck_failure_is_unsound(error: str) -> None:
-    response = {
-        "messages": [
-            {"severity": "error", "pos": {"line": 4, "column": 22}, "data": error},
-            _info("'t' does not depend on any axioms"),
-        ],
-        "env": 5,
-    }
-    assert judge_follow_up(response, "t")[0] is Verdict.UNSOUND
+    response = _follow_up("'t' does not depend on any axioms")
+    response["messages"].insert(
+        0, {"severity": "error", "pos": {"line": 4, "column": 22}, "data": error}
+    )
+    assert judge_follow_up(response, "t", COPY)[0] is Verdict.UNSOUND
 
 
-def test_follow_up_command_restates_the_statement_under_a_fresh_name() -> None:
+def test_follow_up_command_restates_the_statement_under_a_random_name() -> None:
     statement = "theorem mathd_algebra_10 (x : ℝ) (h₀ : x = 2) :\n  x ^ 2 = 4 := by"
-    command = follow_up_command(statement, "mathd_algebra_10")
+    copy = restated_name("mathd_algebra_10")
+    assert re.fullmatch(r"mathd_algebra_10_stp_[0-9a-f]{16}", copy)
+    assert copy != restated_name("mathd_algebra_10")
+    command = follow_up_command(statement, "mathd_algebra_10", copy)
     assert command.startswith(
-        "theorem _root_.mathd_algebra_10_stp_restated (x : ℝ) (h₀ : x = 2) :\n"
-        "  x ^ 2 = 4 := by\nsorry"
+        f"theorem _root_.{copy} (x : ℝ) (h₀ : x = 2) :\n  x ^ 2 = 4 := by\nsorry"
     )
     assert (
-        "#check (rfl : type_of% @_root_.mathd_algebra_10 = "
-        "type_of% @_root_.mathd_algebra_10_stp_restated)"
+        f"#check (rfl : type_of% @_root_.mathd_algebra_10 = type_of% @_root_.{copy})"
     ) in command
-    assert command.endswith("#print axioms _root_.mathd_algebra_10")
+    assert command.endswith(
+        f"#print axioms _root_.mathd_algebra_10\n\n#print axioms _root_.{copy}\n\n"
+        f"#check _root_.{copy}_absent"
+    )
+
+
+@pytest.mark.parametrize("errors", [[], [CANARY_ERROR, CANARY_ERROR]])
+def test_an_answer_without_exactly_its_canary_error_was_rewritten(errors: list[dict]) -> None:
+    response = _follow_up("'t' does not depend on any axioms")
+    response["messages"] = [m for m in response["messages"] if m is not CANARY_ERROR] + errors
+    with pytest.raises(MessagesRewritten):
+        judge_follow_up(response, "t", COPY)
 
 
 @pytest.mark.parametrize(
@@ -146,39 +183,6 @@ def test_follow_up_command_restates_the_statement_under_a_fresh_name() -> None:
 )
 def test_declared_name(statement: str, name: str) -> None:
     assert lean_declaration_name(statement) == name
-
-
-@pytest.mark.parametrize(
-    "proof",
-    [
-        "  native_decide",
-        "  set_option debug.skipKernelTC true in\n  simp",
-        "  simp\n#exit",
-        "  exact?",
-        "  apply? using h",
-        "  simp\n\n#eval IO.println 1",
-        '  simp\nelab "cheat" : tactic => pure ()',
-        "  exact cheat\naxiom cheat : False",
-        "  exact Lean.ofReduceBool _ _ rfl",
-        "  run_tac Lean.Elab.Tactic.evalTactic (← `(tactic| simp))",
-        "  exact by_elab return .const ``trivial []",
-    ],
-)
-def test_banned_proof_text(proof: str) -> None:
-    assert banned_text(proof) is not None
-
-
-@pytest.mark.parametrize(
-    "proof",
-    [
-        "  norm_num [Nat.factorial]",
-        "  simp? says simp only [h]",
-        "  decide",
-        "  nlinarith [sq_nonneg (a - b)]",
-    ],
-)
-def test_ordinary_proofs_pass_the_pre_filter(proof: str) -> None:
-    assert banned_text(proof) is None
 
 
 def test_normalise_header() -> None:

@@ -17,6 +17,8 @@ from stp.verify import Verdict, VerifyJob, make_verifier, rocq
 from stp.verify.pool import Deduplicated
 from stp.verify.rocq_proof import ProofSentence, proof_sentences, screen_proof, single_sentence
 
+pytestmark = pytest.mark.rocq  # every test here runs coqtop
+
 NAT_HEADER = "Require Import Arith Lia.\n"
 NAT_STATEMENT = "Theorem add_zero (n : nat) : n + 0 = n."
 REAL_HEADER = "Require Import Reals Lra.\nOpen Scope R_scope.\n"

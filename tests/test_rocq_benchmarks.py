@@ -9,6 +9,8 @@ from stp.config import VerificationConfig
 from stp.data import load_benchmark
 from stp.verify import Verdict, VerifyJob, make_verifier
 
+pytestmark = pytest.mark.rocq  # every test here runs coqtop
+
 _COMPLEX = "uses C_scope notations that Debian's Coquelicot 3.2 does not define (`^` on C)"
 _STDLIB = "`From Stdlib Require Import Qreals` needs Rocq 9 (the `Stdlib` prefix)"
 NOT_CHECKABLE = {

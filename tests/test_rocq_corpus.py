@@ -86,6 +86,7 @@ def test_module_members_import_their_module(tricky):
     assert inside.fresh_name == "stp_Demo_Tricky_Inner_inside"
 
 
+@pytest.mark.rocq
 def test_real_stdlib_parses():
     theories = stdlib_theories()
     assert logical_path(theories, theories / "Arith" / "PeanoNat.v") == "Coq.Arith.PeanoNat"

@@ -11,6 +11,8 @@ from stp.data.corpus import Lemma, cites_target, load_corpus
 from stp.data.rocq_corpus import extract_rocq, library_lemmas, stdlib_theories
 from stp.verify.types import Verdict, VerifyJob
 
+pytestmark = pytest.mark.rocq  # every test here runs coqtop
+
 STDLIB_SAMPLE = ("Arith/EqNat.v", "Bool/BoolOrder.v", "Lists/ListDec.v")
 
 

@@ -7,15 +7,17 @@ import numpy as np
 import pytest
 
 from stp.languages import LEAN, ROCQ
+from stp.runs import stage_seed
 from stp.selfplay import selection
 from stp.selfplay.final import shortest_proofs
-from stp.selfplay.layout import RunHistory, fold_stats, key_digest, stage_seed
+from stp.selfplay.history import RunHistory, fold_stats, key_digest
+from stp.selfplay.records import StatementStats, VerifiedAttempt
 
 
 def rows(target, proved=(), failed=()):
-    """Verification rows: ``proved``/``failed`` are (proof, count) pairs."""
-    out = [{"target": target, "proof": p, "count": c, "verdict": "proved"} for p, c in proved]
-    out += [{"target": target, "proof": p, "count": c, "verdict": "failed"} for p, c in failed]
+    """Verified attempts: ``proved``/``failed`` are (proof, count) pairs."""
+    out = [VerifiedAttempt(target, p, c, "proved", 0.0) for p, c in proved]
+    out += [VerifiedAttempt(target, p, c, "failed", 0.0) for p, c in failed]
     return out
 
 
@@ -130,25 +132,26 @@ def test_dedup_key_ignores_names_and_white_space_but_not_headers():
     assert lean == LEAN.statement_body("theorem  other (x : ℕ) : x = x := by")
 
 
+def stats(target, kind, pass_rate, proof):
+    return StatementStats(target, kind, 4, round(4 * pass_rate), pass_rate, proof)
+
+
 def test_history_keeps_best_rate_and_shortest_proof_of_dataset_statements_only():
     history = RunHistory()
     fold_stats(
         history,
-        iter(
-            [
-                {"target": "s", "kind": "dataset", "pass_rate": 0.5, "proof": "lia."},
-                {"target": "c", "kind": "conjecture", "pass_rate": 0.1, "proof": "auto."},
-                {"target": "u", "kind": "dataset", "pass_rate": 0.0, "proof": None},
-            ]
-        ),
+        [
+            stats("s", "dataset", 0.5, "lia."),
+            stats("c", "conjecture", 0.1, "auto."),
+            stats("u", "dataset", 0.0, None),
+        ],
     )
-    fold_stats(
-        history, iter([{"target": "s", "kind": "dataset", "pass_rate": 0.25, "proof": "ok."}])
-    )
-    assert set(history.statements) == {"s", "u"}
-    assert history.statements["s"].best_pass_rate == 0.5
-    assert history.statements["s"].proof == "ok."
-    assert history.proved_ids() == {"s"}
+    later = history.with_round([stats("s", "dataset", 0.25, "ok.")])
+    assert set(later.statements) == {"s", "u"}
+    assert later.statements["s"].best_pass_rate == 0.5
+    assert later.statements["s"].proof == "ok."
+    assert later.proved_ids() == {"s"}
+    assert history.statements["s"].proof == "lia."  # the earlier history is left as it was
 
 
 def test_stage_seeds_differ_by_round_stage_and_chunk_and_are_stable():
@@ -159,10 +162,15 @@ def test_stage_seeds_differ_by_round_stage_and_chunk_and_are_stable():
 
 
 def test_final_retrain_keeps_the_shortest_distinct_proofs_per_statement():
-    stream = [
-        {"target": "t", "proof": "x" * n, "verdict": "proved"} for n in (9, 3, 7, 3, 1, 8, 2, 5)
-    ]
-    stream += [{"target": "t", "proof": "y", "verdict": "failed"}]
-    stream += [{"target": "u", "proof": "b", "verdict": "proved"}]
+    stream = [VerifiedAttempt("t", "x" * n, 1, "proved", 0.0) for n in (9, 3, 7, 3, 1, 8, 2, 5)]
+    stream += [VerifiedAttempt("t", "y", 1, "failed", 0.0)]
+    stream += [VerifiedAttempt("u", "b", 1, "proved", 0.0)]
     proofs = shortest_proofs(iter(stream), limit=3)
     assert proofs == {"t": ["x", "xx", "xxx"], "u": ["b"]}
+
+
+def test_every_rocq_theorem_keyword_the_verifier_accepts_is_stripped_for_dedup():
+    """A conjecture stated with `Example` is the same statement as one stated with `Theorem`."""
+    body = ROCQ.statement_body("Theorem a (n : nat) : n + 0 = n.")
+    for keyword in ("Lemma", "Fact", "Remark", "Corollary", "Proposition", "Property", "Example"):
+        assert ROCQ.statement_body(f"{keyword} b (n : nat) : n + 0 = n.") == body

@@ -8,22 +8,73 @@ import time
 
 import pytest
 
-from stp.artifacts import atomic_write_jsonl, read_jsonl
+from stp.artifacts import atomic_write_jsonl, chunk_done, chunk_path, read_jsonl, write_chunk
 from stp.cli import main
 from stp.config import ConfigError, load_config
+from stp.errors import VerifierUnavailableError
 from stp.selfplay.lock import RunLockedError, run_lock
-from stp.selfplay.stages import chunk_done, chunk_path, read_stage, run_stage, write_chunk
 from stp.selfplay.targets import preflight
+from stp.stages import fingerprint, read_stage, run_stage
 
 
-def counting_stage(directory, calls, rows=3):
+def counting_stage(directory, calls, rows=3, inputs=None, legacy_ok=True):
     out = directory / "rows.jsonl"
 
     def body():
         calls.append(1)
         return {"rows": atomic_write_jsonl(out, ({"i": i} for i in range(rows)))}
 
-    return run_stage(directory, "demo", [out], body, log=lambda _: None)
+    return run_stage(
+        directory, "demo", [out], body, log=lambda _: None, inputs=inputs, legacy_ok=legacy_ok
+    )
+
+
+def test_a_stage_is_redone_when_its_inputs_change(tmp_path):
+    calls = []
+    first = fingerprint({"window_high": 0.25}, [])
+    counting_stage(tmp_path, calls, inputs=first)
+    counting_stage(tmp_path, calls, inputs=first)
+    assert len(calls) == 1
+    upstream = counting_stage(tmp_path / "up", [])
+    second = fingerprint({"window_high": 0.25}, [upstream])  # now it reads another stage
+    counting_stage(tmp_path, calls, rows=2, inputs=second)
+    assert len(calls) == 2 and read_stage(tmp_path, "demo").info == {"rows": 2}
+    assert read_stage(tmp_path, "demo").inputs == second
+
+
+def test_markers_of_earlier_versions_are_trusted_unless_the_stage_says_otherwise(tmp_path):
+    calls = []
+    counting_stage(tmp_path, calls)  # a marker without a fingerprint, as earlier versions wrote
+    assert read_stage(tmp_path, "demo").inputs is None
+    counting_stage(tmp_path, calls, inputs=fingerprint({"a": 1}, []))
+    assert len(calls) == 1
+    counting_stage(tmp_path, calls, inputs=fingerprint({"a": 1}, []), legacy_ok=False)
+    assert len(calls) == 2
+
+
+def test_chunks_made_from_other_inputs_are_not_kept(tmp_path):
+    """A chunked stage killed midway keeps its chunks for a rerun on the same inputs only."""
+    out = tmp_path / "chunks"
+
+    def chunked(inputs, fail_after):
+        def body():
+            for index in range(3):
+                if not chunk_done(out, index):
+                    write_chunk(out, index, [{"inputs": inputs, "chunk": index}])
+                if index == fail_after:
+                    raise OSError("killed")
+            return {}
+
+        return run_stage(tmp_path, "gen", [out], body, log=lambda _: None, inputs=inputs)
+
+    with pytest.raises(OSError):
+        chunked("a", fail_after=0)
+    chunked("a", fail_after=None)  # resumes: chunk 0 kept
+    assert [json.loads(chunk_path(out, i).read_text())["inputs"] for i in range(3)] == ["a"] * 3
+    with pytest.raises(OSError):
+        chunked("b", fail_after=1)  # inputs changed: everything of "a" is gone
+    assert [json.loads(chunk_path(out, i).read_text())["inputs"] for i in range(2)] == ["b"] * 2
+    assert not chunk_path(out, 2).exists()
 
 
 def test_a_whole_stage_is_skipped_and_its_record_kept(tmp_path):
@@ -122,25 +173,77 @@ def test_lock_is_released_after_use(tmp_path):
     assert not (tmp_path / "run.lock.owner").exists()
 
 
+# Missing tools are named by absolute paths that exist nowhere, so the checks fail the same
+# way on a machine that has Lean or Isabelle installed.
 @pytest.mark.parametrize(
-    ("overrides", "message"),
+    ("overrides", "error", "message"),
     [
-        (["verification.coqtop=/nonexistent/coqtop"], r"verification\.coqtop: .*not found"),
-        (["verification.backend=isabelle"], r"verification\.isabelle_cmd: 'isabelle' not found"),
-        (["verification.backend=lean"], r"verification\.repl_cmd: 'lake' not found"),
-        (["run.base_model=/nonexistent/model"], r"run\.base_model: model folder .* not found"),
-        (["run.targets=nosuchset:valid"], r"run\.targets: unknown data set 'nosuchset:valid'"),
-        (["run.targets=/nonexistent/x.jsonl"], r"run\.targets: statement file .* not found"),
+        (
+            ["verification.coqtop=/nonexistent/coqtop"],
+            VerifierUnavailableError,
+            r"'/nonexistent/coqtop' not found.*apt-get install -y coq",
+        ),
+        (
+            ["verification.backend=isabelle", "verification.isabelle_cmd=/nonexistent/isabelle"],
+            VerifierUnavailableError,
+            r"Isabelle launcher '/nonexistent/isabelle' not found: install Isabelle",
+        ),
+        (
+            ["verification.backend=lean", "verification.repl_cmd=/nonexistent/lake exe repl"],
+            VerifierUnavailableError,
+            r"Lean REPL command '/nonexistent/lake exe repl' not found: install Lean",
+        ),
+        pytest.param(
+            ["run.base_model=/nonexistent/model"],
+            ConfigError,
+            r"run\.base_model: model folder .* not found",
+            marks=pytest.mark.rocq,  # the local coqtop is checked first
+        ),
+        pytest.param(
+            ["run.targets=nosuchset:valid"],
+            ConfigError,
+            r"run\.targets: unknown data set 'nosuchset:valid'",
+            marks=pytest.mark.rocq,  # the local coqtop is checked first
+        ),
+        pytest.param(
+            ["run.targets=/nonexistent/x.jsonl"],
+            ConfigError,
+            r"run\.targets: statement file .* not found",
+            marks=pytest.mark.rocq,  # the local coqtop is checked first
+        ),
     ],
 )
-def test_preflight_names_what_is_missing(tmp_path, overrides, message):
+def test_preflight_names_what_is_missing(tmp_path, overrides, error, message):
     model = tmp_path / "model"
     model.mkdir()
-    config = load_config(None, [f"run.base_model={model}", *overrides])
-    with pytest.raises(ConfigError, match=message):
+    config = load_config(
+        None, [f"run.base_model={model}", f"verification.lean_project={tmp_path}", *overrides]
+    )
+    with pytest.raises(error, match=message):
         preflight(config)
 
 
+def test_preflight_leaves_the_proof_assistant_to_the_cluster_when_verification_runs_there(
+    tmp_path,
+):
+    """A GPU head node without Lean starts a round whose proofs are checked on the cluster's
+    CPU nodes (each checks its own installation when it joins)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    lean_without_lake = [
+        f"run.base_model={model}",
+        "verification.backend=lean",
+        "verification.repl_cmd=/nonexistent/lake exe repl",
+        f"verification.lean_project={tmp_path}",
+        "run.corpus=null",
+        "run.targets=[minif2f:valid]",
+    ]
+    with pytest.raises(VerifierUnavailableError):
+        preflight(load_config(None, lean_without_lake))
+    preflight(load_config(None, [*lean_without_lake, "verification.ray_address=HEAD:6379"]))
+
+
+@pytest.mark.rocq
 def test_stp_round_with_a_missing_model_fails_with_one_line(tmp_path, capsys):
     code = main(
         [
@@ -174,4 +277,4 @@ def test_targets_from_a_statement_file_keep_their_forbidden_names(tmp_path):
     path.write_text(json.dumps(row) + "\n")
     config = load_config(None, [f"run.targets=[{path}]", "run.corpus=null"])
     (target,) = dataset_targets(config)
-    assert target["forbidden"] == ["Nat.add_0_r"]
+    assert target.forbidden == ("Nat.add_0_r",)

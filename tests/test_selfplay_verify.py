@@ -1,21 +1,29 @@
 """The verify stage on real coqtop, without a model: dedup with multiplicity, forbidden
 names, and chunk-level resume after a failure (a full disk) mid-stage."""
 
+import dataclasses
 import errno
 
 import pytest
 
-from stp.artifacts import atomic_write_jsonl, read_jsonl
+from stp.artifacts import atomic_write_jsonl, chunk_done, chunk_path, read_jsonl, write_chunk
 from stp.config import load_config
-from stp.selfplay import round as round_module
-from stp.selfplay.layout import DATASET, RunLayout
-from stp.selfplay.round import RoundContext, verify_attempts
-from stp.selfplay.stages import chunk_done, chunk_path, write_chunk, write_marker
+from stp.errors import DataError
+from stp.runs import RunLayout
+from stp.selfplay import proving
+from stp.selfplay.context import Round
+from stp.selfplay.final import final_retrain
+from stp.selfplay.history import RunHistory
+from stp.selfplay.records import DATASET, Target
+from stp.selfplay.round import select, summary, train, verify
+from stp.stages import read_stage, write_marker
+
+pytestmark = pytest.mark.rocq  # every test here runs coqtop
 
 HEADER = "Require Import Arith.\n"
 
 
-def make_round(tmp_path) -> RoundContext:
+def make_round(tmp_path, model: str = "unused") -> Round:
     config = load_config(
         None,
         [
@@ -23,6 +31,7 @@ def make_round(tmp_path) -> RoundContext:
             "run.name=v",
             "run.corpus=null",
             "run.targets=[minif2f:valid]",
+            f"run.base_model={model}",
             "verification.workers=1",
         ],
     )
@@ -58,7 +67,15 @@ def make_round(tmp_path) -> RoundContext:
                 for p in proofs
             ),
         )
-    return RoundContext(config=config, layout=layout, index=0, model="unused", log=lambda _: None)
+    return Round(
+        config=config,
+        layout=layout,
+        index=0,
+        model=model,
+        dataset=[Target.from_dict(t) for t in targets],
+        history=RunHistory(),
+        log=lambda _: None,
+    )
 
 
 def test_verify_counts_multiplicity_rejects_forbidden_names_and_resumes_by_chunk(
@@ -66,21 +83,21 @@ def test_verify_counts_multiplicity_rejects_forbidden_names_and_resumes_by_chunk
 ):
     ctx = make_round(tmp_path)
     verified = ctx.directory / "verified"
-    real_write_chunk = round_module.write_chunk
+    real_write_chunk = proving.write_chunk
 
     def disk_full_on_second_chunk(directory, index, rows):
         if index == 1:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write_chunk(directory, index, rows)
 
-    monkeypatch.setattr(round_module, "write_chunk", disk_full_on_second_chunk)
+    monkeypatch.setattr(proving, "write_chunk", disk_full_on_second_chunk)
     with pytest.raises(OSError, match="No space"):
-        verify_attempts(ctx)
+        verify(ctx)
     assert chunk_done(verified, 0) and not chunk_done(verified, 1)
     first_chunk = chunk_path(verified, 0).read_bytes()
 
-    monkeypatch.setattr(round_module, "write_chunk", real_write_chunk)
-    info = verify_attempts(ctx)
+    monkeypatch.setattr(proving, "write_chunk", real_write_chunk)
+    info = verify(ctx)
     assert chunk_path(verified, 0).read_bytes() == first_chunk  # finished work kept as is
     rows = [r for i in range(2) for r in read_jsonl(chunk_path(verified, i))]
     by_proof = {(r["target"], r["proof"]): r for r in rows}
@@ -94,19 +111,23 @@ def test_verify_counts_multiplicity_rejects_forbidden_names_and_resumes_by_chunk
     assert info["distinct_proofs"] == 12 and info["proved_attempts"] == 8
 
 
-def test_select_and_train_on_real_verdicts(tmp_path):
-    """Hand-written attempts (the sampler is the only part not run here), checked by coqtop,
-    selected, embedded and trained on with the real tiny model."""
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> str:
+    """A one-layer model built offline in about a second (untrained: it is only fine-tuned
+    and embedded here, never sampled)."""
     from stp.models.tiny import TinyModelSpec, build_tiny_model
-    from stp.selfplay.round import select_training_data, train_round_model
 
-    text = tmp_path / "corpus.txt"
+    folder = tmp_path_factory.mktemp("small")
+    text = folder / "corpus.txt"
     text.write_text("Theorem t : 0 + 0 = 0. Proof. reflexivity. Qed.\n" * 50)
-    model = build_tiny_model(
-        [text], tmp_path / "model", TinyModelSpec(vocab_size=300, hidden_size=32, num_layers=1)
-    )
-    ctx = make_round(tmp_path)
-    ctx = RoundContext(ctx.config, ctx.layout, 0, str(model), ctx.log)
+    spec = TinyModelSpec(vocab_size=300, hidden_size=32, num_layers=1)
+    return str(build_tiny_model([text], folder / "model", spec))
+
+
+def play_round(ctx: Round, correct: dict[str, int], proof: str = "reflexivity.") -> dict:
+    """Round ``ctx`` with hand-written attempts (the sampler is the only part not run):
+    ``correct[target]`` of 8 attempts are ``proof``, the rest fail. Checked by coqtop,
+    selected and trained on with the real tiny model; returns the select stage's figures."""
     directory = ctx.directory
     conjectures = [
         {
@@ -123,10 +144,8 @@ def test_select_and_train_on_real_verdicts(tmp_path):
         for i, lemma in ((1, None), (2, "Nat.mul_1_r"))
     ]
     atomic_write_jsonl(directory / "conjectures.jsonl", conjectures)
-    dataset = list(read_jsonl(directory / "targets.jsonl"))
-    atomic_write_jsonl(
-        ctx.layout.targets, [{k: v for k, v in t.items() if k != "kind"} for t in dataset]
-    )
+    dataset = [t.to_dict() for t in ctx.dataset]
+    atomic_write_jsonl(ctx.layout.targets, dataset)
     targets = dataset[:2] + [
         {**c, "informal": None, "forbidden": [], "kind": "conjecture"} for c in conjectures
     ]
@@ -138,25 +157,38 @@ def test_select_and_train_on_real_verdicts(tmp_path):
         0.0,
         {"k": 8, "chunk_targets": 2, "chunks": 2},
     )
-    correct = {"t0": 1, "t1": 8, "c1": 2, "c2": 1}  # correct attempts out of 8
     for index in range(2):
         write_chunk(
             directory / "attempts",
             index,
             (
-                {
-                    "target": t["id"],
-                    "proof": "reflexivity." if j < correct[t["id"]] else "lia.",
-                    "tokens": 2,
-                }
+                {"target": t["id"], "proof": proof if j < correct[t["id"]] else "lia.", "tokens": 2}
                 for t in targets[2 * index : 2 * index + 2]
                 for j in range(8)
             ),
         )
     for path in (directory / "verified").glob("*"):
         path.unlink()
-    verify_attempts(ctx)
-    info = select_training_data(ctx)
+    verify(ctx)
+    return select(ctx)
+
+
+def finish(ctx: Round, selected: dict) -> None:
+    """Markers of the stages a later round (and the final re-training) reads."""
+    directory = ctx.directory
+    write_marker(directory, "conjectures", [directory / "conjectures.jsonl"], 0.0)
+    selected_files = ("stats.jsonl", "prover.jsonl", "conjecturer.jsonl", "train.jsonl")
+    write_marker(directory, "select", [directory / f for f in selected_files], 0.0, selected)
+    # The round's own fine-tune is tested above; what later rounds read is its record.
+    write_marker(directory, "train", [], 0.0, {"model": ctx.model, "trained": False})
+    summary(ctx)
+    write_marker(directory, "summary", [directory / "summary.json"], 0.0)
+
+
+def test_select_and_train_on_real_verdicts(tmp_path, small_model):
+    ctx = make_round(tmp_path, small_model)
+    directory = ctx.directory
+    info = play_round(ctx, {"t0": 1, "t1": 8, "c1": 2, "c2": 1})
 
     stats = {r["target"]: r for r in read_jsonl(directory / "stats.jsonl")}
     assert {t: r["pass_rate"] for t, r in stats.items()} == {
@@ -181,5 +213,41 @@ def test_select_and_train_on_real_verdicts(tmp_path):
     )
     assert info["train_examples"] == 4 == len(list(read_jsonl(directory / "train.jsonl")))
 
-    trained = train_round_model(ctx)
+    trained = train(ctx)
     assert trained["trained"] is True and (directory / "model" / "config.json").is_file()
+
+
+def test_final_retrain_needs_a_correct_proof(tmp_path, small_model):
+    ctx = make_round(tmp_path, small_model)
+    finish(ctx, play_round(ctx, {"t0": 0, "t1": 0, "c1": 0, "c2": 0}))
+    assert ctx.layout.finished_rounds() == [0]
+    with pytest.raises(DataError, match="no correct proof yet"):
+        final_retrain(ctx.config, log=lambda _: None)
+
+
+def test_final_retrain_trains_on_every_round_and_again_after_more_rounds(tmp_path, small_model):
+    first = make_round(tmp_path, small_model)
+    finish(first, play_round(first, {"t0": 1, "t1": 8, "c1": 2, "c2": 0}))
+    lines: list[str] = []
+    out = final_retrain(first.config, log=lines.append)
+    examples = list(read_jsonl(out.parent / "train.jsonl"))
+    assert sorted(e["completion"][:12] for e in examples) == ["reflexivity."] * 3
+    assert (out / "config.json").is_file()
+
+    lines.clear()
+    final_retrain(first.config, log=lines.append)  # nothing new: both steps skipped
+    assert sum("done already" in line for line in lines) == 2
+
+    # One more round, with other proofs: the final model must be trained again on both.
+    second = dataclasses.replace(first, index=1)
+    finish(second, play_round(second, {"t0": 2, "t1": 0, "c1": 0, "c2": 1}, "simpl. reflexivity."))
+    assert first.layout.finished_rounds() == [0, 1]
+    before = read_stage(out.parent, "train")
+    lines.clear()
+    final_retrain(first.config, log=lines.append)
+    assert not any("done already" in line for line in lines)
+    examples = list(read_jsonl(out.parent / "train.jsonl"))
+    assert len(examples) == 5  # t0 twice, t1, c1, c2
+    after = read_stage(out.parent, "train")
+    assert before is not None and after is not None and after.inputs != before.inputs
+    assert read_stage(out.parent, "collect").info["rounds"] == 2

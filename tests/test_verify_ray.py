@@ -18,7 +18,7 @@ import pytest
 
 from stp.cli import main
 from stp.config import VerificationConfig
-from stp.models.errors import MissingExtraError
+from stp.errors import MissingExtraError
 from stp.verify import (
     Verdict,
     VerifierUnavailableError,
@@ -29,7 +29,7 @@ from stp.verify import (
 from stp.verify.distributed import RESOURCE, RayVerifier
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.rocq, pytest.mark.slow]
 
 HEADERS = ("Require Import Arith Lia.\n", "Require Import Lia.\n")
 STATEMENT = "Theorem add_zero (n : nat) : n + 0 = n."

@@ -13,8 +13,7 @@ import pytest
 
 from stp.config import VerificationConfig
 from stp.verify import Verdict, VerifierUnavailableError, VerifyJob, make_verifier
-from stp.verify.backends import Deduplicated
-from stp.verify.pool import PoolVerifier
+from stp.verify.pool import Deduplicated, PoolVerifier
 from stp.verify.rocq import (
     ALLOWED_AXIOMS,
     RocqWorker,
@@ -22,6 +21,8 @@ from stp.verify.rocq import (
     parse_statement,
 )
 from stp.verify.rocq_proof import screen_proof
+
+pytestmark = pytest.mark.rocq  # every test here runs coqtop
 
 NAT_HEADER = "Require Import Arith Lia.\n"
 NAT_STATEMENT = "Theorem add_zero (n : nat) : n + 0 = n."

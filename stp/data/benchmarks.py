@@ -16,14 +16,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
-Prover = Literal["lean", "rocq", "isabelle"]
-PROVERS: tuple[str, ...] = get_args(Prover)
+from stp.assistants import NAMES as PROVERS
+from stp.errors import DataError
 
-
-class DataError(ValueError):
-    """A data file is malformed, or a benchmark/prover/split that does not exist was asked for."""
+__all__ = ["BENCHMARKS", "DataError", "Statement", "load_benchmark", "load_statements"]
 
 
 @dataclass(frozen=True, slots=True)

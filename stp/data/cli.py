@@ -109,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rocq.add_argument(
         "--max-theorems", type=int, help="Check at most this many theorems (a hash-chosen subset)."
     )
-    add_config_arguments(rocq)
+    add_config_arguments(rocq, ("verification",))
     rocq.set_defaults(func=_extract_rocq)
     lean = data_sub.add_parser(
         "extract-lean",

@@ -19,12 +19,15 @@ import argparse
 from pathlib import Path
 
 from stp.artifacts import atomic_write_text
+from stp.assistants import NAMES as ASSISTANT_NAMES
 from stp.config import STPConfig, add_config_arguments, config_from_args
+from stp.errors import MissingInput
 from stp.eval.passk import ESTIMATOR_LABELS
 from stp.eval.report import REPORT_MD, compare_markdown, load_report, write_report
 from stp.eval.runner import default_output_dir, evaluate, load_benchmark_for_eval
 from stp.models.sampler import Sampler
-from stp.selfplay.round import current_model
+from stp.runs import current_model
+from stp.verify.local import check_installed
 from stp.verify.types import Verifier
 
 # Short flag -> the config field it sets.
@@ -35,7 +38,7 @@ SHORT_FLAGS: dict[str, tuple[str, str]] = {
     ),
     "benchmark": ("evaluation.benchmark", "Bundled benchmark name or a JSONL file path."),
     "split": ("evaluation.split", "Benchmark split (valid, test, ...)."),
-    "prover": ("verification.backend", "Proof assistant: rocq or lean."),
+    "prover": ("verification.backend", f"Proof assistant: {', '.join(ASSISTANT_NAMES)}."),
     "samples": ("evaluation.samples", "Proof attempts per problem."),
     "k": ("evaluation.k", "Comma-separated k values, e.g. 1,8,32."),
     "limit": ("evaluation.limit", "Evaluate only the first N problems."),
@@ -80,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
             return make_sampler(model, config.sampling)
         except OSError as exc:  # transformers: no such folder, hub id unknown or offline
             reason = str(exc).strip().splitlines()[0]
-            raise FileNotFoundError(
+            raise MissingInput(
                 f"cannot load model {model!r} ({reason}); pass --model a local folder "
                 "(`stp model init`, or a round's model) or a hub id reachable from here"
             ) from exc
@@ -92,8 +95,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if not config.verification.ray_address:
         # Sampling can take hours: a proof assistant missing here should stop us before it.
-        # Building the local verifier checks the installation and starts no process.
-        make_proof_verifier().close()
+        check_installed(config.verification)
     evaluate(
         config,
         model,
@@ -136,7 +138,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument(
             f"--{flag}", dest=f"short_{flag}", metavar="V", help=f"{help_text} (sets {key})"
         )
-    add_config_arguments(parser)
+    add_config_arguments(parser, ("run", "sampling", "verification", "evaluation"))
     parser.set_defaults(func=_run)
     sub = parser.add_subparsers(dest="eval_command", metavar="{compare}")
     compare = sub.add_parser("compare", help="Set two evaluation reports side by side.")

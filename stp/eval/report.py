@@ -22,6 +22,7 @@ from stp.artifacts import (
     atomic_write_jsonl,
     atomic_write_text,
 )
+from stp.errors import MissingInput
 from stp.eval.passk import ESTIMATOR_LABELS, PassAtK, estimate_all
 from stp.eval.reference import QuotedResult, quoted_for
 from stp.eval.runner import read_batches, read_manifest, read_wall_seconds
@@ -352,7 +353,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / REPORT_JSON
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `stp eval` to write the report first")
+        raise MissingInput(f"{path} not found: run `stp eval` to write the report first")
     report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return report
 

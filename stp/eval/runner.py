@@ -20,7 +20,6 @@ model's or another benchmark's attempts is refused rather than mixed.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import time
@@ -31,14 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from stp import __version__
-from stp.artifacts import atomic_write_json
+from stp.artifacts import atomic_write_json, folder_sha256, rows_sha256
 from stp.config import STPConfig
-from stp.data import DataError
 from stp.data.benchmarks import BENCHMARKS, Statement, load_benchmark
 from stp.data.benchmarks import load_statements as load_statement_file
-from stp.languages import FENCE, FormalLanguage, language
+from stp.errors import DataError, EvaluationMismatch, MissingInput
+from stp.languages import FormalLanguage, language
 from stp.models.sampler import Sampler
-from stp.verify.types import Verdict, Verifier, VerifyJob
+from stp.prove import ModelSampler, Problem
+from stp.verify.types import Verdict, Verifier
 
 MANIFEST = "manifest.json"
 TIMING = "timing.json"
@@ -47,10 +47,6 @@ ATTEMPTS = "attempts"
 # Fields of the manifest that must match for a run to continue an existing folder.
 IDENTITY = ("model", "benchmark", "split", "prover", "problems", "data_sha256", "samples")
 IDENTITY_SETTINGS = ("sampling", "verification")
-
-
-class EvaluationMismatch(Exception):
-    """The output folder holds an evaluation of something else; pick another folder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +127,7 @@ def load_benchmark_for_eval(
 
 def data_digest(statements: Sequence[Statement]) -> str:
     """sha256 of the statements as evaluated (canonical JSON, one line each, in order)."""
-    digest = hashlib.sha256()
-    for statement in statements:
-        line = json.dumps(dataclasses.asdict(statement), sort_keys=True, ensure_ascii=False)
-        digest.update(line.encode("utf-8") + b"\n")
-    return digest.hexdigest()
+    return rows_sha256(dataclasses.asdict(statement) for statement in statements)
 
 
 def describe_model(model: str) -> dict[str, str | None]:
@@ -144,13 +136,7 @@ def describe_model(model: str) -> dict[str, str | None]:
     path = Path(model)
     if not path.is_dir():
         return {"name": model, "path": None, "sha256": None}
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")):
-        digest.update(file.name.encode("utf-8") + b"\0")
-        with file.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return {"name": model, "path": str(path.resolve()), "sha256": digest.hexdigest()}
+    return {"name": model, "path": str(path.resolve()), "sha256": folder_sha256(path)}
 
 
 def default_output_dir(config: STPConfig, model: str, benchmark: Benchmark) -> Path:
@@ -226,7 +212,7 @@ def _part_path(out_dir: Path, kind: str, index: int) -> Path:
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     path = Path(out_dir) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {out_dir} is not an evaluation folder")
+        raise MissingInput(f"{path} not found: {out_dir} is not an evaluation folder")
     manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return manifest
 
@@ -293,7 +279,7 @@ def _batches(statements: Sequence[Statement], size: int) -> Iterator[list[Statem
 
 
 class _Lazy:
-    """Builds the sampler or verifier on first use, so a finished evaluation loads no model."""
+    """Builds the verifier on first use, so a finished evaluation starts no checker."""
 
     def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
@@ -333,7 +319,7 @@ def evaluate(
     lang = language(benchmark.prover)
     by_name = {s.name: s for s in benchmark.statements}
     position = {s.name: i for i, s in enumerate(benchmark.statements)}
-    sampler, verifier = _Lazy(sampler_factory), _Lazy(verifier_factory)
+    sampler, verifier = ModelSampler(sampler_factory, config.sampling), _Lazy(verifier_factory)
     generated, verified = _parts(out_dir, GENERATIONS), _parts(out_dir, ATTEMPTS)
     done = {name for record in read_batches(out_dir) for name in record.problems}
     try:
@@ -358,7 +344,7 @@ def evaluate(
             for offset, batch in enumerate(_batches(remaining, size)):
                 index = next_index + offset
                 seed = config.run.seed + position[batch[0].name]
-                body = _sample_batch(config, batch, lang, sampler.get(), seed)
+                body = _sample_batch(config.evaluation.samples, batch, lang, sampler, seed)
                 atomic_write_json(_part_path(out_dir, GENERATIONS, index), body)
                 if checking is not None:
                     checking.result()  # raises what the check raised
@@ -376,21 +362,11 @@ def evaluate(
 
 
 def _sample_batch(
-    config: STPConfig, batch: list[Statement], lang: FormalLanguage, sampler: Sampler, seed: int
+    samples: int, batch: list[Statement], lang: FormalLanguage, sampler: ModelSampler, seed: int
 ) -> dict[str, Any]:
-    prompts = [
-        lang.prover_prompt(s.header, s.formal_statement, s.informal_statement) for s in batch
-    ]
+    prompts = [Problem.from_statement(s).prompt(lang) for s in batch]
     started = time.monotonic()
-    completions = sampler.generate(
-        prompts,
-        config.evaluation.samples,
-        temperature=config.sampling.temperature,
-        top_p=config.sampling.top_p,
-        max_new_tokens=config.sampling.max_new_tokens,
-        seed=seed,
-        stop=(FENCE,),
-    )
+    completions = sampler.generate(prompts, samples, seed)
     return {
         "problems": [s.name for s in batch],
         "seed": seed,
@@ -413,18 +389,11 @@ def _verify_batch(
 ) -> None:
     jobs, meta = [], []
     for statement, completions in zip(batch, generations["completions"], strict=True):
+        problem = Problem.from_statement(statement)
         for sample, completion in enumerate(completions):
             proof = lang.parse_proof(completion["text"], statement.formal_statement)
             attempt_id = f"{statement.name}#{sample}"
-            jobs.append(
-                VerifyJob(
-                    attempt_id,
-                    statement.header,
-                    statement.formal_statement,
-                    proof,
-                    statement.forbidden_names,
-                )
-            )
+            jobs.append(problem.job(attempt_id, proof))
             meta.append((statement.name, sample, completion["num_tokens"]))
     started = time.monotonic()
     results = verifier.verify(jobs)

@@ -25,8 +25,7 @@ def make_sampler(model: str, config: SamplingConfig) -> Sampler:
     from stp.models.hf_sampler import HFSampler, default_device
 
     if config.backend == "fast" or (config.backend == "auto" and default_device().type == "cpu"):
-        from stp.models.errors import UnsupportedModelError
-        from stp.models.fast_sampler import FastSampler
+        from stp.models.fast_sampler import FastSampler, UnsupportedModelError
 
         try:
             return FastSampler(model, config)

@@ -87,5 +87,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--examples", type=Path, required=True, help="Training JSONL file.")
     train.add_argument("--out", type=Path, required=True, help="Folder for the trained model.")
-    add_config_arguments(train)
+    add_config_arguments(train, ("run", "training"))
     train.set_defaults(func=_train)

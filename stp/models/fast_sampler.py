@@ -45,7 +45,6 @@ from transformers import (
 )
 
 from stp.config import SamplingConfig
-from stp.models.errors import UnsupportedModelError
 from stp.models.hf_sampler import CompletionDecoder, load_tokenizer, resolve_dtype
 from stp.models.sampler import Completion
 
@@ -71,6 +70,10 @@ _NEUTRAL_GENERATION = {
 }
 # Compact a batch once this share of its rows has finished: the copy costs about one step.
 _COMPACT_SHARE = 0.25
+
+
+class UnsupportedModelError(Exception):
+    """The decode loop does not implement this model; the ``hf`` backend samples it."""
 
 
 @dataclass(frozen=True)

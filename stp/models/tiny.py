@@ -18,6 +18,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from stp.errors import MissingInput
+
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
 
 
@@ -70,9 +72,9 @@ def build_tiny_model(
     files = [Path(p) for p in corpus]
     missing = [str(p) for p in files if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"corpus file not found: {missing[0]}")
+        raise MissingInput(f"corpus file not found: {missing[0]}")
     if not files:
-        raise FileNotFoundError("no corpus files given: pass --corpus FILE [FILE ...]")
+        raise MissingInput("no corpus files given: pass --corpus FILE [FILE ...]")
     tokenizer = train_tokenizer(files, spec.vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),

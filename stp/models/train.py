@@ -47,7 +47,6 @@ is skipped. ``<out>/train_log.jsonl`` holds each step's loss (as defined above) 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import random
@@ -68,10 +67,9 @@ from transformers import (
     get_cosine_schedule_with_warmup,
 )
 
-from stp.artifacts import atomic_write_json, atomic_write_jsonl, read_jsonl
+from stp.artifacts import atomic_write_json, atomic_write_jsonl, file_sha256, read_jsonl
 from stp.config import TrainingConfig
-from stp.data import DataError
-from stp.models.errors import TrainingOutputConflict
+from stp.errors import DataError, MissingInput, TrainingOutputConflict
 
 IGNORE_INDEX = -100
 MARKER = "training.json"
@@ -87,14 +85,6 @@ class TokenizedExample:
 
 
 # ------------------------------------------------------------------------------ data
-
-
-def file_digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def load_examples(path: Path) -> list[dict[str, Any]]:
@@ -242,9 +232,9 @@ def train(
     the finished model. ``progress(step, total)`` is called after every optimizer step."""
     examples_path = Path(examples)
     if not examples_path.is_file():
-        raise FileNotFoundError(f"training examples {examples_path} not found")
+        raise MissingInput(f"training examples {examples_path} not found")
     out = Path(out_dir)
-    expected = _run_record(base_model, file_digest(examples_path), config, seed)
+    expected = _run_record(base_model, file_sha256(examples_path), config, seed)
     if (out / MARKER).is_file():
         if _same_run(json.loads((out / MARKER).read_text()), expected):
             return out

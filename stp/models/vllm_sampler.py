@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stp.config import SamplingConfig
-from stp.models.errors import MissingExtraError
+from stp.errors import MissingExtraError
 from stp.models.sampler import Completion
 
 # Prompts per generate call: large enough for vLLM's continuous batching to fill the GPU,

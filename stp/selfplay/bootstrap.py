@@ -17,16 +17,29 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stp.artifacts import atomic_write_jsonl
+from stp.assistants import assistant
 from stp.config import STPConfig
-from stp.languages import language
-from stp.selfplay.layout import RunLayout, stage_seed
-from stp.selfplay.stages import run_stage
+from stp.errors import ConfigError
+from stp.runs import RunLayout, stage_seed
+from stp.selfplay.records import TrainingExample, write_records
 from stp.selfplay.targets import dataset_targets
+from stp.selfplay.training import discard_finished_model, train_model
+from stp.stages import fingerprint, read_stage, run_stage
+
+if TYPE_CHECKING:
+    from stp.data.corpus import Corpus
 
 Log = Callable[[str], None]
+
+
+def load_run_corpus(config: STPConfig) -> Corpus | None:
+    if config.run.corpus is None:
+        return None
+    from stp.data.corpus import load_corpus
+
+    return load_corpus(config.run.corpus)
 
 
 def ensure_corpus(config: STPConfig, log: Log) -> None:
@@ -71,37 +84,59 @@ def ensure_base_model(config: STPConfig, log: Log) -> None:
         built.rename(target)
 
 
-def sft_examples(config: STPConfig) -> list[dict[str, Any]]:
+def sft_examples(config: STPConfig) -> list[TrainingExample]:
     """STP stage 1 data: the corpus' sft proofs and its conjecturer examples."""
-    from stp.data.corpus import load_corpus
-
-    assert config.run.corpus is not None
-    corpus = load_corpus(config.run.corpus)
-    lang = language(config.verification.backend)
-    rows = []
+    corpus = load_run_corpus(config)
+    assert corpus is not None
+    lang = assistant(config.verification.backend).language
+    examples = []
     for theorem in corpus.sft:
         s = theorem.statement
-        rows.append(
-            {
-                "prompt": lang.prover_prompt(s.header, s.formal_statement, s.informal_statement),
-                "completion": lang.prover_completion(theorem.proof),
-                "weight": 1.0,
-            }
+        examples.append(
+            TrainingExample(
+                lang.prover_prompt(s.header, s.formal_statement, s.informal_statement),
+                lang.prover_completion(theorem.proof),
+                1.0,
+            )
         )
     for example in corpus.conjecture_examples:
-        rows.append({"prompt": example.prompt(), "completion": example.completion(), "weight": 1.0})
-    return rows
+        examples.append(TrainingExample(example.prompt(), example.completion(), 1.0))
+    return examples
 
 
-def bootstrap(config: STPConfig, layout: RunLayout, log: Log) -> None:
-    ensure_corpus(config, log)
+def freeze_targets(config: STPConfig, layout: RunLayout) -> None:
+    """Write the run's dataset once; a config that names other statements later is refused
+    once a round has started (its history is about the first dataset)."""
+    inputs = fingerprint(
+        {
+            "targets": config.run.targets,
+            "target_limit": config.run.target_limit,
+            "corpus": config.run.corpus,
+            "backend": config.verification.backend,
+        },
+        [],
+    )
+    record = read_stage(layout.root, "targets")
+    if record is not None and record.inputs not in (None, inputs) and layout.round_dir(0).exists():
+        raise ConfigError(
+            f"run.targets/run.target_limit/run.corpus differ from those run {layout.root} "
+            "started with; restore them, or start a new run (run.name)"
+        )
     run_stage(
         layout.root,
         "targets",
         [layout.targets],
-        lambda: {"statements": atomic_write_jsonl(layout.targets, dataset_targets(config))},
+        lambda: {
+            "statements": write_records(layout.targets, dataset_targets(config)),
+        },
         log=lambda _: None,
+        inputs=inputs,
     )
+
+
+def bootstrap(config: STPConfig, layout: RunLayout, log: Log) -> None:
+    ensure_corpus(config, log)
+    freeze_targets(config, layout)
     ensure_base_model(config, log)
     if not config.run.initial_sft:
         return
@@ -110,9 +145,7 @@ def bootstrap(config: STPConfig, layout: RunLayout, log: Log) -> None:
     out = directory / "sft_model"
 
     def initial_fine_tune() -> dict[str, Any]:
-        from stp.selfplay.round import discard_finished_model, train_model
-
-        count = atomic_write_jsonl(examples, sft_examples(config))
+        count = write_records(examples, sft_examples(config))
         log(f"bootstrap: initial fine-tune on {count} corpus examples")
         discard_finished_model(out)
         training = dataclasses.replace(
@@ -120,14 +153,19 @@ def bootstrap(config: STPConfig, layout: RunLayout, log: Log) -> None:
             epochs=config.run.initial_sft_epochs or config.training.epochs,
             learning_rate=config.run.initial_sft_learning_rate or config.training.learning_rate,
         )
-        sft_config = dataclasses.replace(config, training=training)
         train_model(
-            config.run.base_model,
-            examples,
-            out,
-            sft_config,
-            stage_seed(config.run.seed, -1, "sft"),
+            config.run.base_model, examples, out, training, stage_seed(config.run.seed, -1, "sft")
         )
         return {"examples": count}
 
-    run_stage(directory, "sft", [examples, out], initial_fine_tune, log)
+    settings = {
+        "base_model": config.run.base_model,
+        "corpus": config.run.corpus,
+        "seed": config.run.seed,
+        "epochs": config.run.initial_sft_epochs,
+        "learning_rate": config.run.initial_sft_learning_rate,
+        "training": vars(config.training),
+    }
+    run_stage(
+        directory, "sft", [examples, out], initial_fine_tune, log, inputs=fingerprint(settings, [])
+    )

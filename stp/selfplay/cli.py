@@ -13,6 +13,9 @@ from pathlib import Path
 
 from stp.config import add_config_arguments, config_from_args
 
+# The config sections a round (and the final re-training) reads.
+ROUND_SECTIONS = ("run", "sampling", "verification", "selection", "training")
+
 
 def _round(args: argparse.Namespace) -> int:
     from stp.selfplay.round import advance
@@ -40,8 +43,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _final(args: argparse.Namespace) -> int:
+    from stp.runs import RunLayout
     from stp.selfplay.final import final_retrain
-    from stp.selfplay.layout import RunLayout
     from stp.selfplay.lock import run_lock
 
     config = config_from_args(args)
@@ -55,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "round",
         help="Advance a run by one self-play round (resuming an unfinished round first).",
     )
-    add_config_arguments(round_parser)
+    add_config_arguments(round_parser, ROUND_SECTIONS)
     round_parser.add_argument(
         "--rounds", type=int, default=1, help="Rounds to run one after another (default 1)."
     )
@@ -71,5 +74,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "final-retrain",
         help="Train the start model on every correct proof of the run (capped per statement).",
     )
-    add_config_arguments(final)
+    add_config_arguments(final, ROUND_SECTIONS)
     final.set_defaults(func=_final)

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import filelock
 
-
-class RunLockedError(RuntimeError):
-    """Another process holds the run's lock."""
+from stp.errors import RunLockedError
 
 
 @contextmanager

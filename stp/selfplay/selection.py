@@ -1,7 +1,7 @@
-"""Selection math of a self-play round (STP, DESIGN §1 step 5), streaming over attempts.
+"""Selection math of a self-play round (STP's step 5), streaming over attempts.
 
-Verification leaves one row per distinct (target, proof) with its multiplicity, grouped by
-target. ``outcomes`` folds those rows into one ``Outcome`` per target while holding only the
+Verification leaves one ``VerifiedAttempt`` per distinct (target, proof) with its
+multiplicity, grouped by target. ``outcomes`` folds those records into one ``Outcome`` per target while holding only the
 current target's correct proofs, so selection runs over hundreds of millions of attempts in
 constant memory (``scripts/bench_selection.py`` measures it).
 
@@ -22,9 +22,10 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from stp.selfplay.records import Attempt, VerifiedAttempt
 
 PROVED = "proved"
 
@@ -54,13 +55,13 @@ class UngroupedRowsError(ValueError):
     """Verification rows of one target were not contiguous (the file is not in target order)."""
 
 
-def outcomes(rows: Iterable[dict[str, Any]]) -> Iterator[Outcome]:
-    """One ``Outcome`` per target from rows ``{"target", "proof", "count", "verdict"}`` grouped
-    by target. Memory: the current target's correct proofs and the set of finished ids."""
+def outcomes(rows: Iterable[VerifiedAttempt]) -> Iterator[Outcome]:
+    """One ``Outcome`` per target from verified attempts grouped by target. Memory: the
+    current target's correct proofs and the set of finished ids."""
     current: Outcome | None = None
     finished: set[str] = set()
     for row in rows:
-        target = row["target"]
+        target = row.target
         if current is None or target != current.target:
             if current is not None:
                 finished.add(current.target)
@@ -68,21 +69,20 @@ def outcomes(rows: Iterable[dict[str, Any]]) -> Iterator[Outcome]:
             if target in finished:
                 raise UngroupedRowsError(f"rows of target {target!r} are not contiguous")
             current = Outcome(target, 0, 0, [])
-        count = int(row["count"])
-        current.attempts += count
-        if row["verdict"] == PROVED:
-            current.correct += count
-            current.proofs.append((row["proof"], count))
+        current.attempts += row.count
+        if row.verdict == PROVED:
+            current.correct += row.count
+            current.proofs.append((row.proof, row.count))
     if current is not None:
         yield current
 
 
-def count_distinct(attempts: Iterable[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    """(target, proof) -> multiplicity over attempt rows ``{"target", "proof"}``, in
-    first-seen order: identical proofs are checked once and counted with their multiplicity."""
+def count_distinct(attempts: Iterable[Attempt]) -> dict[tuple[str, str], int]:
+    """(target, proof) -> multiplicity over attempts, in first-seen order: identical proofs
+    are checked once and counted with their multiplicity."""
     counts: dict[tuple[str, str], int] = {}
     for row in attempts:
-        key = (row["target"], row["proof"])
+        key = (row.target, row.proof)
         counts[key] = counts.get(key, 0) + 1
     return counts
 

@@ -1,13 +1,13 @@
-"""Proof checking: one interface over Rocq, Lean 4 and Isabelle backends.
+"""Proof checking: one interface over the proof assistants of ``stp.assistants``.
 
 ``make_verifier(config.verification)`` is the entry point; see ``stp.verify.backends``.
 """
 
-from stp.verify.backends import BACKENDS, VerifierUnavailableError, make_verifier
+from stp.errors import VerifierUnavailableError
+from stp.verify.backends import make_verifier
 from stp.verify.types import Message, Verdict, Verifier, VerifyJob, VerifyResult
 
 __all__ = [
-    "BACKENDS",
     "Message",
     "Verdict",
     "Verifier",

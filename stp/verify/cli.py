@@ -6,7 +6,8 @@
     stp verify-workers --address HEAD:6379 --cpus 16      (on each CPU node of a Ray cluster)
 
 Each input row has the benchmark schema plus ``id`` and ``proof`` (``id``, ``header``,
-``formal_statement`` and ``proof`` are required; other fields are ignored). The output holds
+``formal_statement`` and ``proof`` are required; ``forbidden_names``, the names the proof may
+not cite, is optional; other fields are ignored). The output holds
 one ``VerifyResult.to_dict()`` row per input row, in input order. A malformed row does not
 stop the run: it gets a ``verifier_error`` row naming its line, and a warning on stderr.
 With ``--set verification.ray_address=HEAD:6379`` the proofs are checked on the cluster's
@@ -21,7 +22,6 @@ settings of the run that verifies, so the assistant must sit at the same path on
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import signal
@@ -34,9 +34,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stp.artifacts import atomic_write_jsonl
-from stp.config import ConfigError, add_config_arguments, config_from_args
-from stp.verify.backends import make_local_backend, make_verifier
+from stp.assistants import NAMES as ASSISTANT_NAMES
+from stp.config import add_config_arguments, config_from_args
+from stp.errors import ConfigError, MissingInput
+from stp.verify.backends import make_verifier
 from stp.verify.distributed import RESOURCE, check_reachable, import_ray
+from stp.verify.local import check_installed
 from stp.verify.process import kill_group
 from stp.verify.types import Verdict, VerifyJob, VerifyResult
 
@@ -61,8 +64,13 @@ def read_jobs(path: Path, backend: str) -> list[VerifyJob | VerifyResult]:
                 problem = f"expected a JSON object, got {type(row).__name__}"
             elif isinstance(row, dict):
                 missing = [k for k in _REQUIRED if not isinstance(row.get(k), str)]
+                forbidden = row.get("forbidden_names", [])
                 if missing:
                     problem = f"missing or non-string field {missing[0]!r}"
+                elif not isinstance(forbidden, list) or not all(
+                    isinstance(name, str) for name in forbidden
+                ):
+                    problem = "field 'forbidden_names' must be a list of names"
             if problem:
                 where = f"{path}:{lineno}"
                 print(f"stp verify: warning: {where}: {problem}; row skipped", file=sys.stderr)
@@ -77,7 +85,15 @@ def read_jobs(path: Path, backend: str) -> list[VerifyJob | VerifyResult]:
                 )
                 continue
             assert isinstance(row, dict)
-            entries.append(VerifyJob(*(row[k] for k in _REQUIRED)))
+            entries.append(
+                VerifyJob(
+                    id=row["id"],
+                    header=row["header"],
+                    formal_statement=row["formal_statement"],
+                    proof=row["proof"],
+                    forbidden_names=tuple(row.get("forbidden_names", ())),
+                )
+            )
     return entries
 
 
@@ -95,7 +111,7 @@ def _verify(args: argparse.Namespace) -> int:
     ]
     config = config_from_args(args, overrides).verification
     if not args.input.is_file():
-        raise FileNotFoundError(f"input file {args.input} not found")
+        raise MissingInput(f"input file {args.input} not found")
     with make_verifier(config) as verifier:  # first: a missing backend fails before any work
         entries = read_jobs(args.input, config.backend)
         jobs = [e for e in entries if isinstance(e, VerifyJob)]
@@ -125,9 +141,7 @@ def _verify_workers(args: argparse.Namespace) -> int:
     config = config_from_args(args, overrides).verification
     if args.cpus < 1:
         raise ConfigError(f"--cpus: must be >= 1, got {args.cpus}")
-    # The backend's constructor checks its proof assistant (coqtop, lake) and says what is
-    # missing; it starts no process, so this is cheap.
-    make_local_backend(dataclasses.replace(config, workers=1, ray_address=None)).close()
+    check_installed(config)
     import_ray()
     check_reachable(args.address)
     argv = [
@@ -174,16 +188,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input", type=Path, help="JSONL rows: id, header, formal_statement, proof.")
     parser.add_argument("--out", type=Path, required=True, help="Where to write result rows.")
-    parser.add_argument(
-        "--backend", choices=("rocq", "lean", "isabelle"), help="= verification.backend"
-    )
+    parser.add_argument("--backend", choices=ASSISTANT_NAMES, help="= verification.backend")
     parser.add_argument("--workers", type=int, help="= verification.workers (0: one per core)")
     parser.add_argument("--timeout", type=float, help="= verification.timeout_s")
     parser.add_argument(
         "--repl-cmd", help="= verification.repl_cmd: the command that starts a Lean REPL"
     )
     parser.add_argument("--isabelle-cmd", help="= verification.isabelle_cmd: the Isabelle launcher")
-    add_config_arguments(parser)
+    add_config_arguments(parser, ("verification",))
     parser.set_defaults(func=_verify)
 
     workers = subparsers.add_parser(
@@ -194,8 +206,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     workers.add_argument("--address", required=True, help="The Ray head node, HOST:PORT.")
     workers.add_argument("--cpus", type=int, required=True, help="Verifier slots to offer.")
-    workers.add_argument(
-        "--backend", choices=("rocq", "lean", "isabelle"), help="= verification.backend"
-    )
-    add_config_arguments(workers)
+    workers.add_argument("--backend", choices=ASSISTANT_NAMES, help="= verification.backend")
+    add_config_arguments(workers, ("verification",))
     workers.set_defaults(func=_verify_workers)

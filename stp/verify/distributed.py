@@ -33,8 +33,8 @@ from types import ModuleType
 from typing import Any
 
 from stp.config import VerificationConfig
-from stp.models.errors import MissingExtraError
-from stp.verify.backends import VerifierUnavailableError, make_local_backend
+from stp.errors import MissingExtraError, VerifierUnavailableError
+from stp.verify.local import make_local_backend
 from stp.verify.types import Verdict, Verifier, VerifyJob, VerifyResult
 
 RESOURCE = "stp_verifier"

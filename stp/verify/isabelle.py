@@ -57,8 +57,8 @@ from pathlib import Path
 from typing import Any
 
 from stp.config import VerificationConfig
+from stp.errors import VerifierUnavailableError
 from stp.languages import ISABELLE, isabelle_theorem_name
-from stp.verify.backends import VerifierUnavailableError
 from stp.verify.isabelle_server import IsabelleServer, ServerCrashed, ServerTimedOut, TaskFailed
 from stp.verify.pool import PoolVerifier, default_workers, normalise_header
 from stp.verify.process import program_found

@@ -7,23 +7,33 @@ or from the shell: ``stp verify --backend lean --repl-cmd 'lake exe repl' proofs
 results.jsonl``. The REPL runs in ``verification.lean_project``; ``scripts/setup_lean.sh``
 installs it there. Workers are ``stp.verify.pool`` workers, one REPL process each.
 
-How one job is checked (facts: DESIGN.md §2 "Lean 4 facts"):
+How one job is checked (what each line guarantees and what it does not: the
+README's "Lean 4 verification"):
 
-1. A text pre-filter rejects what no benchmark proof needs and what could hide a gap from the
-   checks below (``set_option debug.*``, ``#exit``, ``native_decide``, ``run_tac`` and other
-   metaprogramming, which could add a declaration without the kernel). It is cheap; for
-   everything but metaprogramming it is not what makes the check sound.
+1. The screen (``stp.verify.lean_screen``) reads the proof with a Lean lexer and rejects,
+   anywhere outside comments and strings, what could make Lean run the proof's own code or
+   change how later commands read: commands, declarations, attributes, syntax extensions,
+   ``open``/``set_option`` other than their ``... in`` forms, ``set_option debug.*``,
+   ``native_decide``, ``apply?``/``exact?``.
 2. The worker's REPL has run the job's header once, as its env 0 (a job under another
-   header replaces the REPL), and ``statement + "\\n" + proof`` (``LEAN.assemble``) runs
-   against env 0, so proofs never see each other. The statement is the dataset's, fixed as a prefix: the model writes only the
-   proof. ``verdict_of`` reads the response: an error is ``failed``; ``sorry`` (in ``sorries``
-   or, for a term-mode ``sorry`` that the REPL leaves out of them, only as the warning) is
-   ``incomplete``.
-3. Only a clean response goes on to the follow-up command, run in the proof's environment:
-   the statement is elaborated again under a fresh name and must have the same type as the
-   named theorem (so that theorem exists and states what the dataset says), and
-   ``#print axioms`` must list only ``propext``, ``Classical.choice`` and ``Quot.sound``
-   (``sorryAx`` makes it ``incomplete``; ``Lean.ofReduceBool`` or any added axiom ``unsound``).
+   header replaces the REPL), and ``statement + "\n" + proof`` (``LEAN.assemble``) runs
+   against env 0, so proofs never see each other. The statement is the dataset's, fixed as a
+   prefix: the model writes only the proof. ``verdict_of`` reads the response: an error is
+   ``failed``; ``sorry`` (in ``sorries`` or, for a term-mode ``sorry`` that the REPL leaves out
+   of them, only as the warning) is ``incomplete``.
+3. Only a clean response goes on to the follow-up command, run in the proof's environment (the
+   only one that holds the theorem; the screen is what keeps the proof from changing how it
+   reads): the statement is elaborated again under a name drawn at random for this job and
+   must have the named theorem's type, and ``#print axioms`` must list only ``propext``,
+   ``Classical.choice`` and ``Quot.sound`` (``sorryAx`` makes it ``incomplete``;
+   ``Lean.ofReduceBool`` or any added axiom ``unsound``). The answer must report the random
+   name too, so that it is this request's answer and not one printed ahead of time.
+4. Every answer must line up with its request (``stp.verify.lean_repl``): nothing written
+   between answers, each command's ``env`` the next one. Anything else retires the REPL (the
+   proof ran code that writes to the REPL's output) and the job is ``unsound``.
+5. Where the second line is on (``verification.lean_kernel_check``), a proof all of the above
+   accepted is compiled again in a fresh ``lean`` process and its ``.olean`` replayed through
+   the kernel in another (``stp.verify.lean_check``); only its verdict counts.
 
 A timeout kills the REPL's process group and answers ``timeout``; a crash (end of output,
 garbage, anything on stderr) is retried once on a fresh REPL, then answers ``verifier_error``.
@@ -32,6 +42,7 @@ garbage, anything on stderr) is retried once on a fresh REPL, then answers ``ver
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -40,11 +51,13 @@ from pathlib import Path
 from typing import Any
 
 from stp.config import VerificationConfig
+from stp.errors import VerifierUnavailableError
 from stp.languages import LEAN, lean_declaration_name, lean_rename_declaration
-from stp.verify.backends import VerifierUnavailableError
-from stp.verify.lean_repl import LeanRepl, ReplCrashed, ReplTimedOut
+from stp.verify.lean_check import ALLOWED_AXIOMS, CHECKER, KernelCheck, KernelCheckError
+from stp.verify.lean_repl import LeanRepl, ReplCrashed, ReplDesynchronised, ReplTimedOut
+from stp.verify.lean_screen import screen
 from stp.verify.pool import PoolVerifier, default_workers, normalise_header
-from stp.verify.process import program_found
+from stp.verify.process import RunAs, program_found, run_as_user
 from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
 
 BACKEND = "lean"
@@ -53,47 +66,15 @@ INSTALL_HINT = (
     "verification.lean_project)"
 )
 
-# What a Lean proof may depend on: Lean's own three axioms, nothing else.
-ALLOWED_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
-
 # Lean 4.9 quotes with 'sorry', newer Lean with `sorry`.
 _SORRY_WARNING = re.compile(r"declaration uses ['`]sorry['`]")
 _AXIOMS_LINE = re.compile(r"'(?P<name>[^']+)' depends on axioms: \[(?P<axioms>[^\]]*)\]")
 _NO_AXIOMS_LINE = re.compile(r"'(?P<name>[^']+)' does not depend on any axioms")
 
-# Proof text that no benchmark proof needs and that can defeat the checks after it. Matched
-# on the raw proof (comments included: a false alarm there costs one sample, nothing more).
-_BANNED_PROOF_TEXT: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\bset_option\s+debug\."), "set_option debug.* switches kernel checks off"),
-    (re.compile(r"#exit\b"), "#exit stops processing"),
-    (re.compile(r"\bnative_decide\b"), "native_decide trusts compiled code (Lean.ofReduceBool)"),
-    (re.compile(r"\bofReduce(Bool|Nat)\b"), "Lean.ofReduceBool trusts compiled code"),
-    # On Lean 4.9 `apply?` closes a goal it cannot prove with a synthetic sorry that no
-    # message reports (#print axioms still shows sorryAx); a proof that needs a library
-    # search at every check is not a finished proof anyway.
-    (re.compile(r"(?<![\w.])(apply|exact|rw)\?"), "library search tactics (apply?, exact?, rw?)"),
-    # Code run at elaboration time can add declarations without the kernel or rewrite the
-    # messages the checks read: tactics and terms that run it, anywhere...
-    (
-        re.compile(r"(#eval|#exec|\b(run_tac|run_cmd|run_elab|run_meta|by_elab))\b"),
-        "metaprogramming is banned in proofs",
-    ),
-    # ...and commands that define it, at the start of a line.
-    (
-        re.compile(
-            r"^\s*(elab|elab_rules|macro|macro_rules|syntax|initialize|builtin_initialize|"
-            r"declare_syntax_cat)\b",
-            re.MULTILINE,
-        ),
-        "metaprogramming is banned in proofs",
-    ),
-    (
-        re.compile(r"^\s*(import|axiom|opaque)\b", re.MULTILINE),
-        "proofs may not add imports or axioms",
-    ),
-)
 
-_RESTATED_SUFFIX = "_stp_restated"
+class MessagesRewritten(Exception):
+    """The follow-up's answer lacks the error it must hold: something in the REPL process
+    rewrites its messages (code a proof ran there, in this job or an earlier one)."""
 
 
 # ----------------------------------------------------------------------------- verdicts
@@ -139,57 +120,89 @@ def _first_line(text: str) -> str:
 
 
 def banned_text(proof: str) -> str | None:
-    """Why ``proof`` is rejected before it reaches Lean; None when it passes the pre-filter."""
-    for pattern, reason in _BANNED_PROOF_TEXT:
-        if pattern.search(proof):
-            return reason
-    return None
+    """Why ``proof`` is rejected before it reaches Lean; None when it passes the screen."""
+    return screen(proof)
 
 
-def follow_up_command(formal_statement: str, name: str) -> str:
-    """Checks run in a clean proof's environment: the statement elaborated again under a
-    fresh name must have the named theorem's type, and ``#print axioms`` lists its axioms.
-    The restated copy is admitted with ``sorry`` and used only for its type.
+def restated_name(name: str) -> str:
+    """A fresh name for one job's restated statement: nothing printed before the follow-up
+    was sent can mention it."""
+    return f"{name}_stp_{secrets.token_hex(8)}"
+
+
+def canary_name(restated: str) -> str:
+    """A name nothing declares: the follow-up's ``#check`` of it must fail, so an answer
+    without that error has had its messages rewritten (by code a proof left in the REPL)."""
+    return f"{restated}_absent"
+
+
+def follow_up_command(formal_statement: str, name: str, restated: str) -> str:
+    """Checks run in a clean proof's environment: the statement elaborated again as
+    ``restated`` must have the named theorem's type, ``#print axioms`` lists the axioms of
+    the theorem and then of ``restated`` (admitted with ``sorry``; its report shows the answer
+    is this command's), and a ``#check`` of ``canary_name(restated)`` must be an error.
 
     Names are written from the root (``_root_.``): the proof text may leave a namespace open,
     with a look-alike theorem in it that a bare name would resolve to. The types are compared
     by ``#check``, not in an ``example``'s signature: there, the universe levels of each side
     would become separate parameters before ``rfl`` could equate them (``Type*`` statements)."""
     theorem = f"_root_.{name}"
-    restated = f"_root_.{name}{_RESTATED_SUFFIX}"
-    restatement = lean_rename_declaration(formal_statement, restated)
+    copy = f"_root_.{restated}"
+    restatement = lean_rename_declaration(formal_statement, copy)
     return (
         f"{LEAN.assemble('', restatement, 'sorry')}\n\n"
-        f"#check (rfl : type_of% @{theorem} = type_of% @{restated})\n\n"
-        f"#print axioms {theorem}"
+        f"#check (rfl : type_of% @{theorem} = type_of% @{copy})\n\n"
+        f"#print axioms {theorem}\n\n"
+        f"#print axioms {copy}\n\n"
+        f"#check _root_.{canary_name(restated)}"
     )
 
 
-def judge_follow_up(response: dict[str, Any], name: str) -> tuple[Verdict, str, tuple[str, ...]]:
+def _axiom_reports(messages: list[dict[str, Any]], name: str) -> list[set[str]]:
+    """The axioms of each ``#print axioms`` report about ``name`` among ``messages``."""
+    reports = []
+    for message in messages:
+        if message.get("severity") != "info":
+            continue
+        data = str(message.get("data", ""))
+        if (match := _AXIOMS_LINE.search(data)) and match.group("name") == name:
+            reports.append({a.strip() for a in match.group("axioms").split(",") if a.strip()})
+        elif (match := _NO_AXIOMS_LINE.search(data)) and match.group("name") == name:
+            reports.append(set())
+    return reports
+
+
+def judge_follow_up(
+    response: dict[str, Any], name: str, restated: str
+) -> tuple[Verdict, str, tuple[str, ...]]:
     """Verdict, reason and axioms from the follow-up command's response."""
     if "env" not in response:
         return Verdict.VERIFIER_ERROR, f"follow-up check: {response.get('message', response)}", ()
     messages = response.get("messages", [])
+    canary = canary_name(restated)
     errors = [m for m in messages if m.get("severity") == "error"]
+    if sum(canary in str(m.get("data", "")) for m in errors) != 1:
+        raise MessagesRewritten(f"the answer lacks the error about {canary}")
+    errors = [m for m in errors if canary not in str(m.get("data", ""))]
     if errors:  # the theorem is missing, or its type is not the statement's
         return (
             Verdict.UNSOUND,
             f"statement re-check failed: {_first_line(str(errors[0].get('data', '')))}",
             (),
         )
-    axioms: set[str] = set()
-    reports = 0
-    for message in messages:
-        if message.get("severity") != "info":
-            continue
-        data = str(message.get("data", ""))
-        if (match := _AXIOMS_LINE.search(data)) and match.group("name") == name:
-            axioms.update(a.strip() for a in match.group("axioms").split(",") if a.strip())
-            reports += 1
-        elif (match := _NO_AXIOMS_LINE.search(data)) and match.group("name") == name:
-            reports += 1
-    if reports != 1:
-        return Verdict.VERIFIER_ERROR, f"expected one #print axioms report, got {reports}", ()
+    if len(_axiom_reports(messages, restated)) != 1:
+        return (
+            Verdict.UNSOUND,
+            "the follow-up's answer does not report this job's random name once: it is not "
+            "the answer to this request",
+            (),
+        )
+    reports = _axiom_reports(messages, name)
+    if not reports:
+        return Verdict.VERIFIER_ERROR, "no #print axioms report for the theorem", ()
+    if len(reports) > 1:
+        return Verdict.UNSOUND, f"{len(reports)} #print axioms reports for one theorem", ()
+    axioms = reports[0]
     used = tuple(sorted(axioms))
     if "sorryAx" in axioms:
         return Verdict.INCOMPLETE, "depends on sorryAx", used
@@ -274,6 +287,11 @@ class LeanSettings:
     timeout_s: float
     header_timeout_s: float
     assistant_version: str
+    kernel_check: bool = False  # the second line (stp.verify.lean_check)
+    run_as: RunAs | None = None
+
+
+Outcome = tuple[Verdict, str, tuple[Message, ...], tuple[str, ...]]
 
 
 class LeanWorker:
@@ -281,8 +299,8 @@ class LeanWorker:
 
     A job under another header replaces the process (imports cannot be undone in a REPL);
     the pool keeps jobs with this header coming and gives up least recently used headers
-    first. A timeout or a crash that its retry did not mend leaves no process running, and
-    the pool retires the worker."""
+    first. A timeout, an answer that does not line up with its request, or a crash that its
+    retry did not mend leaves no process running, and the pool retires the worker."""
 
     def __init__(self, settings: LeanSettings, bad_headers: dict[str, str]) -> None:
         self._settings = settings
@@ -290,26 +308,35 @@ class LeanWorker:
         self._repl: LeanRepl | None = None
         self._header: str | None = None
         self._base_env = 0
+        self._kernel: KernelCheck | None = None
 
     @property
     def healthy(self) -> bool:
         return self._repl is not None
 
-    def close(self) -> None:
+    def _drop_repl(self) -> None:
         if self._repl is not None:
             self._repl.close()
         self._repl = None
         self._header = None
 
+    def close(self) -> None:
+        self._drop_repl()
+        if self._kernel is not None:
+            self._kernel.close()
+        self._kernel = None
+
     def _load(self, header: str) -> LeanRepl:
         """A REPL whose base environment is ``header`` (normalised), started if need be."""
         if self._repl is not None and self._header == header:
             return self._repl
-        self.close()
+        self._drop_repl()
         if header in self._bad_headers:
             raise HeaderError(self._bad_headers[header])
         settings = self._settings
-        repl = LeanRepl(settings.argv, settings.lean_project, settings.memory_limit_mb)
+        repl = LeanRepl(
+            settings.argv, settings.lean_project, settings.memory_limit_mb, settings.run_as
+        )
         try:
             response = repl.request({"cmd": header}, timeout=settings.header_timeout_s)
         except BaseException:
@@ -342,7 +369,7 @@ class LeanWorker:
             )
         header = normalise_header(job.header)
         crash = ""
-        for _ in range(2):  # a crash is retried once, on a fresh REPL
+        for attempt in range(2):  # a crash is retried once, on a fresh REPL
             try:
                 repl = self._load(header)
             except HeaderError as exc:
@@ -351,18 +378,34 @@ class LeanWorker:
                 crash = f"starting the REPL failed: {exc}"
                 continue
             try:
-                return result(*self._run(repl, job, name))
+                outcome = self._run(repl, job, name)
             except ReplTimedOut:
-                self.close()
+                self._drop_repl()
                 return result(Verdict.TIMEOUT, f"no answer within {self._settings.timeout_s:g} s")
+            except ReplDesynchronised as exc:
+                self._drop_repl()
+                if exc.before_request:  # left by an earlier job: this one runs on a fresh REPL
+                    crash = f"REPL retired: {exc}"
+                    continue
+                return result(
+                    Verdict.UNSOUND,
+                    f"the REPL's answers did not line up with the requests ({exc}): the proof "
+                    "ran code that writes to the REPL's output",
+                )
             except ReplCrashed as exc:
-                self.close()
+                self._drop_repl()
                 crash = f"REPL crashed: {exc}"
+                continue
+            except MessagesRewritten as exc:
+                self._drop_repl()
+                if attempt == 0:  # perhaps an earlier job's doing: once more on a fresh REPL
+                    crash = f"REPL retired: {exc}"
+                    continue
+                return result(Verdict.UNSOUND, f"the proof rewrites the REPL's messages: {exc}")
+            return result(*self._second_line(job, name, outcome))
         return result(Verdict.VERIFIER_ERROR, crash)
 
-    def _run(
-        self, repl: LeanRepl, job: VerifyJob, name: str
-    ) -> tuple[Verdict, str, tuple[Message, ...], tuple[str, ...]]:
+    def _run(self, repl: LeanRepl, job: VerifyJob, name: str) -> Outcome:
         timeout = self._settings.timeout_s
         command = LEAN.assemble("", job.formal_statement, job.proof)
         response = repl.request({"cmd": command, "env": self._base_env}, timeout)
@@ -371,12 +414,50 @@ class LeanWorker:
         verdict, detail = _judge(response)
         if verdict is not Verdict.PROVED:
             return verdict, detail, messages, ()
-        follow_up = repl.request(
-            {"cmd": follow_up_command(job.formal_statement, name), "env": int(response["env"])},
-            timeout,
-        )
-        verdict, detail, axioms = judge_follow_up(follow_up, name)
+        restated = restated_name(name)
+        try:
+            follow_up = repl.request(
+                {
+                    "cmd": follow_up_command(job.formal_statement, name, restated),
+                    "env": int(response["env"]),
+                },
+                timeout,
+            )
+            repl.check_quiet()  # an answer left over now is this job's doing too
+        except ReplDesynchronised as exc:
+            raise ReplDesynchronised(str(exc), before_request=False) from exc
+        verdict, detail, axioms = judge_follow_up(follow_up, name, restated)
         return verdict, detail, messages, axioms
+
+    def _second_line(self, job: VerifyJob, name: str, outcome: Outcome) -> Outcome:
+        """The REPL's verdict, or where it is ``proved`` and the second line is on, the second
+        line's (its axioms are the ones reported)."""
+        verdict, _, messages, _ = outcome
+        if verdict is not Verdict.PROVED or not self._settings.kernel_check:
+            return outcome
+        if self._kernel is None:
+            settings = self._settings
+            self._kernel = KernelCheck(
+                settings.lean_project,
+                settings.memory_limit_mb,
+                settings.header_timeout_s + settings.timeout_s,
+                settings.run_as,
+            )
+        header = normalise_header(job.header) + "\n\n"
+        try:
+            verdict, detail, axioms = self._kernel.check(
+                header, job.formal_statement, job.proof, name
+            )
+        except (KernelCheckError, OSError) as exc:
+            return Verdict.VERIFIER_ERROR, f"second check: {exc}", messages, ()
+        return verdict, detail, messages, axioms
+
+
+def kernel_check_enabled(config: VerificationConfig) -> bool:
+    """Whether the second line runs: ``on``, or ``auto`` where ``lake`` is on PATH."""
+    if config.lean_kernel_check == "auto":
+        return shutil.which("lake") is not None
+    return config.lean_kernel_check == "on"
 
 
 def make_backend(config: VerificationConfig) -> PoolVerifier:
@@ -389,13 +470,27 @@ def make_backend(config: VerificationConfig) -> PoolVerifier:
         raise VerifierUnavailableError(
             f"Lean REPL command {config.repl_cmd!r} not found: {INSTALL_HINT}"
         )
+    kernel_check = kernel_check_enabled(config)
+    if kernel_check and not (lean_project / CHECKER).is_file():
+        raise VerifierUnavailableError(
+            f"the second check needs {lean_project / CHECKER}: {INSTALL_HINT} (it builds "
+            "stp_check), or set verification.lean_kernel_check=off to rely on the REPL alone"
+        )
+    try:
+        run_as = run_as_user(config.lean_run_as)
+    except ValueError as exc:
+        raise VerifierUnavailableError(f"verification.lean_run_as: {exc}") from None
+    version = assistant_version(lean_project, config.repl_cmd)
+    version += "; second check: " + ("kernel replay (stp_check)" if kernel_check else "off")
     settings = LeanSettings(
         argv=argv,
         lean_project=lean_project,
         memory_limit_mb=config.memory_limit_mb,
         timeout_s=config.timeout_s,
         header_timeout_s=config.header_timeout_s,
-        assistant_version=assistant_version(lean_project, config.repl_cmd),
+        assistant_version=version,
+        kernel_check=kernel_check,
+        run_as=run_as,
     )
     bad_headers: dict[str, str] = {}
     return PoolVerifier(

@@ -16,7 +16,13 @@ flush, and C stdio only line-buffers a terminal. Raw mode keeps the bytes as wri
 no CR/LF translation). Standard input stays a pipe, so requests have no line-length limit.
 
 Anything unexpected is a crash: end of output, a response that is not JSON, or any byte on
-standard error. The process runs in its own session (so its own process group) under an
+standard error. Output that does not line up with the requests is ``ReplDesynchronised``: a
+byte waiting before a request is sent, a byte after an answer, a command's answer whose ``env``
+is not the next one (the REPL numbers environments 0, 1, 2, ... in the order it creates them,
+one per command, errors included). Code run inside the REPL (an elaborator a proof defines)
+writes to the same output and could print an answer of its own ahead of the real one; these
+checks catch such an answer unless it is a perfect forgery, which is why the caller retires
+the process on any of them and does not rely on the REPL alone. The process runs in its own session (so its own process group) under an
 address-space limit (``stp.verify.process``); ``close`` kills the whole group, which also
 reaches the REPL binary that ``lake exe`` starts as a child.
 """
@@ -35,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stp.verify.process import kill_group, spawn
+from stp.verify.process import RunAs, kill_group, spawn
 
 _READ_CHUNK = 1 << 16
 _END_OF_RESPONSE = b"\n\n"
@@ -43,6 +49,16 @@ _END_OF_RESPONSE = b"\n\n"
 
 class ReplCrashed(Exception):
     """The REPL died, wrote to standard error, or answered something that is not a response."""
+
+
+class ReplDesynchronised(ReplCrashed):
+    """The REPL's output does not line up with the requests: bytes between answers, or an
+    answer with an unexpected ``env``. ``before_request``: found before this request was sent,
+    so it belongs to an earlier one."""
+
+    def __init__(self, message: str, *, before_request: bool) -> None:
+        super().__init__(message)
+        self.before_request = before_request
 
 
 class ReplTimedOut(Exception):
@@ -67,11 +83,19 @@ class LeanRepl:
         argv: Sequence[str],
         cwd: str | Path,
         memory_limit_mb: int,
+        run_as: RunAs | None = None,
     ) -> None:
         master, terminal = pty.openpty()
         tty.setraw(terminal)
         try:
-            self._proc = spawn(argv, cwd, memory_limit_mb, stdout=terminal, stderr=subprocess.PIPE)
+            self._proc = spawn(
+                argv,
+                cwd,
+                memory_limit_mb,
+                stdout=terminal,
+                stderr=subprocess.PIPE,
+                run_as=run_as,
+            )
         except BaseException:
             os.close(master)
             raise
@@ -85,6 +109,7 @@ class LeanRepl:
         self._buffer = b""
         self._reaped = False
         self._closed = False
+        self._next_env = 0  # the env the REPL gives its next command
 
     @property
     def pid(self) -> int:
@@ -94,13 +119,36 @@ class LeanRepl:
     def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send one request and return the parsed response.
 
-        Raises ``ReplTimedOut`` after ``timeout`` seconds and ``ReplCrashed`` on end of output,
-        output that is not a JSON object, or anything on standard error."""
+        Raises ``ReplTimedOut`` after ``timeout`` seconds, ``ReplDesynchronised`` on output
+        that does not line up with the requests, and ``ReplCrashed`` on end of output, output
+        that is not a JSON object, or anything on standard error."""
         if self._closed or self._reaped:
             raise ReplCrashed("the REPL is no longer running")
-        if self._buffer.strip():  # every byte so far belonged to an answered request
-            raise ReplCrashed(f"REPL wrote between requests: {self._buffer[:200]!r}")
-        pending = encode_request(payload)
+        self.check_quiet(before_request=True)
+        response = self._exchange(encode_request(payload), timeout)
+        if "cmd" in payload and "env" in response:
+            if response["env"] != self._next_env:
+                raise ReplDesynchronised(
+                    f"answer with env {response['env']!r}, expected {self._next_env}",
+                    before_request=False,
+                )
+            self._next_env += 1
+        return response
+
+    def check_quiet(self, *, before_request: bool = False) -> None:
+        """Raise ``ReplDesynchronised`` if the REPL wrote anything no request asked for: bytes
+        left after the last answer or waiting unread on its output (standard error counts as
+        a crash)."""
+        self._raise_on_stderr()
+        if select.select([self._stdout], [], [], 0)[0]:
+            self._read_stdout()  # one read is enough: any byte is one too many
+        if self._buffer.strip():
+            raise ReplDesynchronised(
+                f"REPL wrote outside an answer: {self._buffer[:200]!r}",
+                before_request=before_request,
+            )
+
+    def _exchange(self, pending: bytes, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
             selector.register(self._stdout, selectors.EVENT_READ)
@@ -110,6 +158,11 @@ class LeanRepl:
                 response = self._take_response()
                 if response is not None:
                     self._raise_on_stderr()  # noise written just before the answer counts too
+                    if self._buffer.strip():  # one request, one answer: nothing after it
+                        raise ReplDesynchronised(
+                            f"REPL wrote more than one answer: {self._buffer[:200]!r}",
+                            before_request=False,
+                        )
                     return response
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

@@ -9,12 +9,36 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import resource
 import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class RunAs:
+    """An unprivileged user a checker process runs as (set when stp runs as root)."""
+
+    uid: int
+    gid: int
+
+
+def run_as_user(spec: str) -> RunAs | None:
+    """The user named by ``spec`` (a name or a numeric uid); None for ''. ValueError when the
+    user does not exist or this process cannot switch to it (only root can)."""
+    if not spec:
+        return None
+    try:
+        entry = pwd.getpwuid(int(spec)) if spec.isdigit() else pwd.getpwnam(spec)
+    except (KeyError, ValueError):
+        raise ValueError(f"no such user: {spec!r}") from None
+    if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+        raise ValueError(f"running checkers as {spec!r} needs stp to run as root")
+    return RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
 
 
 def _limit_address_space(memory_limit_mb: int) -> Callable[[], None]:
@@ -33,12 +57,16 @@ def spawn(
     *,
     stdout: int = subprocess.PIPE,
     stderr: int = subprocess.STDOUT,
+    run_as: RunAs | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` with a pipe for stdin, in a new process group, with an address-space
-    limit. By default stdout is a pipe and stderr is merged into it, so the two streams keep
-    their order; ``stdout``/``stderr`` take what ``subprocess.Popen`` takes (Lean's REPL
-    writes to a terminal and keeps stderr apart)."""
-    return subprocess.Popen(
+    limit, as ``run_as`` if given. By default stdout is a pipe and stderr is merged into it, so
+    the two streams keep their order; ``stdout``/``stderr`` take what ``subprocess.Popen``
+    takes (Lean's REPL writes to a terminal and keeps stderr apart)."""
+    switch: dict[str, object] = {}
+    if run_as is not None:
+        switch = {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
+    return subprocess.Popen(  # type: ignore[call-overload]
         list(argv),
         cwd=cwd,
         stdin=subprocess.PIPE,
@@ -46,6 +74,7 @@ def spawn(
         stderr=stderr,
         start_new_session=True,
         preexec_fn=_limit_address_space(memory_limit_mb),
+        **switch,
     )
 
 
@@ -58,6 +87,28 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(OSError):
                 stream.close()
     proc.wait()
+
+
+def run_bounded(
+    argv: Sequence[str],
+    cwd: str | Path,
+    memory_limit_mb: int,
+    timeout_s: float,
+    run_as: RunAs | None = None,
+) -> tuple[int | None, str]:
+    """Run ``argv`` to completion (``spawn``'s limits, no input): its exit status and its
+    output, stdout and stderr merged; status None when it ran past ``timeout_s`` and its group
+    was killed."""
+    proc = spawn(argv, cwd, memory_limit_mb, run_as=run_as)
+    try:
+        output, _ = proc.communicate(b"", timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        return None, ""
+    except BaseException:
+        kill_group(proc)
+        raise
+    return proc.returncode, output.decode("utf-8", "replace")
 
 
 def program_found(program: str, cwd: Path) -> bool:

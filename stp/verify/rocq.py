@@ -70,8 +70,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stp.config import VerificationConfig
+from stp.errors import VerifierUnavailableError
 from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
-from stp.verify.backends import VerifierUnavailableError
 from stp.verify.pool import PoolVerifier, default_workers
 from stp.verify.process import kill_group, spawn
 from stp.verify.rocq_proof import ProofRejected, ProofSentence, proof_sentences, single_sentence

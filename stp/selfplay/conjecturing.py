@@ -1,0 +1,183 @@
+"""The conjecturer's half of a round: seeds, then new conjectures.
+
+Seeds are dataset statements (never conjectures) whose best pass rate so far is above
+``selection.seed_pass_rate_min``, with the shortest correct proof the model found. In round 0
+(no pass rates yet), and in any round where no statement qualifies, the corpus' sft proofs
+seed the conjecturer instead. A run without a corpus (Lean from an SFT model) has no seeds
+until its model proves something, and pairs seeds with the trivial lemma only.
+
+Conjectures are parsed from the conjecturer's samples, renamed ``conj_rNNN_SSSSS_JJ``, and
+dropped when their statement (white space ignored, under the same header) is one of the
+dataset's, the corpus' or any earlier round's.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from stp.config import SelectionConfig
+from stp.languages import FormalLanguage
+from stp.prove import ModelSampler, Progress
+from stp.selfplay.history import RunHistory, key_digest
+from stp.selfplay.records import Conjecture, Seed, Target
+from stp.selfplay.selection import whitespace_key
+
+if TYPE_CHECKING:
+    from stp.data.corpus import Corpus, Lemma
+
+
+def lemmas_used(proof: str, index: Mapping[str, Lemma] | None, prover: str) -> list[Lemma]:
+    if index is None:
+        return []
+    from stp.data.corpus import lemmas_used as used
+
+    return list(used(proof, index, prover))
+
+
+def uses_lemma(
+    lemma: str | None, index: Mapping[str, Lemma] | None, prover: str, proof: str
+) -> bool:
+    """Whether ``proof`` cites ``lemma`` (by the name the seed gave); the trivial lemma
+    (None) is used by every proof."""
+    return lemma is None or lemma in {used.name for used in lemmas_used(proof, index, prover)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    id: str
+    header: str
+    formal_statement: str
+    proof: str
+    lemmas: tuple[tuple[str, str], ...]  # (name, statement) of lemmas the proof uses
+
+
+def choose_seeds(
+    dataset: Iterable[Target],
+    history: RunHistory,
+    corpus: Corpus | None,
+    settings: SelectionConfig,
+    lang: FormalLanguage,
+    rng: random.Random,
+) -> tuple[list[Seed], str]:
+    """The round's seeds and where they came from ("model proofs" or "corpus sft proofs")."""
+    index = corpus.lemma_index if corpus is not None else None
+    candidates = []
+    for target in dataset:
+        record = history.statements.get(target.id)
+        if record and record.proof and record.best_pass_rate > settings.seed_pass_rate_min:
+            lemmas = lemmas_used(record.proof, index, lang.name)
+            candidates.append(
+                _Candidate(
+                    target.id,
+                    target.header,
+                    target.formal_statement,
+                    record.proof,
+                    tuple((lemma.name, lemma.statement) for lemma in lemmas),
+                )
+            )
+    source = "model proofs"
+    if not candidates and corpus is not None:
+        source = "corpus sft proofs"
+        candidates = [
+            _Candidate(
+                theorem.name,
+                theorem.statement.header,
+                theorem.statement.formal_statement,
+                theorem.proof,
+                tuple((lemma.name, lemma.statement) for lemma in theorem.lemmas),
+            )
+            for theorem in corpus.sft
+        ]
+    if settings.max_seeds is not None and len(candidates) > settings.max_seeds:
+        keep = sorted(rng.sample(range(len(candidates)), settings.max_seeds))
+        candidates = [candidates[i] for i in keep]
+    seeds = []
+    for candidate in candidates:
+        trivial = not candidate.lemmas or rng.random() < settings.trivial_lemma_prob
+        name, text = (None, None) if trivial else rng.choice(candidate.lemmas)
+        seeds.append(
+            Seed(
+                candidate.id,
+                candidate.header,
+                candidate.formal_statement,
+                candidate.proof,
+                name,
+                text,
+            )
+        )
+    return seeds, source
+
+
+def known_statement_keys(
+    dataset: Iterable[Target], corpus: Corpus | None, history: RunHistory, lang: FormalLanguage
+) -> set[bytes]:
+    """Dedup keys of the dataset's statements, the corpus' and every earlier conjecture."""
+    keys = set(history.conjecture_keys)
+    for target in dataset:
+        keys.add(
+            key_digest(whitespace_key(target.header, lang.statement_body(target.formal_statement)))
+        )
+    if corpus is not None:
+        for theorem in corpus.theorems:
+            s = theorem.statement
+            keys.add(key_digest(whitespace_key(s.header, lang.statement_body(s.formal_statement))))
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class ConjectureCounts:
+    generated: int = 0
+    valid: int = 0
+    duplicates: int = 0
+    tokens: int = 0
+
+
+def sample_conjectures(
+    seeds: list[Seed],
+    sampler: ModelSampler,
+    lang: FormalLanguage,
+    known: set[bytes],
+    round_index: int,
+    settings: SelectionConfig,
+    seed: int,
+    progress: Progress | None = None,
+) -> tuple[list[Conjecture], ConjectureCounts]:
+    """At most ``settings.max_conjectures`` new conjectures from the seeds' samples."""
+    if not seeds:
+        return [], ConjectureCounts()
+    prompts = [s.conjecturer_prompt(lang) for s in seeds]
+    samples = sampler.generate(prompts, settings.conjectures_per_seed, seed, progress)
+    conjectures: list[Conjecture] = []
+    generated = valid = duplicates = tokens = 0
+    for i, (source, completions) in enumerate(zip(seeds, samples, strict=True)):
+        for j, completion in enumerate(completions):
+            generated += 1
+            tokens += completion.num_tokens
+            name = f"conj_r{round_index:03d}_{i:05d}_{j:02d}"
+            statement = lang.parse_conjecture(completion.text, name)
+            if statement is None:
+                continue
+            valid += 1
+            key = key_digest(whitespace_key(source.header, lang.statement_body(statement)))
+            if key in known:
+                duplicates += 1
+                continue
+            known.add(key)
+            if len(conjectures) < settings.max_conjectures:
+                conjectures.append(
+                    Conjecture(
+                        id=name,
+                        header=source.header,
+                        formal_statement=statement,
+                        seed=source.id,
+                        seed_statement=source.formal_statement,
+                        seed_proof=source.proof,
+                        lemma=source.lemma,
+                        lemma_text=source.lemma_text,
+                        key=key.hex(),
+                    )
+                )
+    return conjectures, ConjectureCounts(generated, valid, duplicates, tokens)
