@@ -12,8 +12,9 @@ and logits processors per token. This backend reads the weights of a loaded
 - the generated tokens' keys and values go to a preallocated cache, one slot per step;
 - all prompts × ``n`` samples of a batch decode together, projections fused (q, k, v in one
   matrix product, gate and up in another);
-- a batch is compacted when a quarter of its rows have finished (end of sequence or a stop
-  string), so finished rows cost nothing afterwards.
+- a finished row (end of sequence or a stop string) leaves the projections, the MLP, the
+  output head and sampling at once; a prompt whose ``n`` rows have all finished leaves the
+  caches when a quarter of the batch's prompts have (one copy of the caches then).
 
 The distribution is the reference ``hf`` backend's: temperature, then the model's generation
 config ``top_k`` (transformers' default 50 when unset), then ``top_p``, sampled by inverse CDF
