@@ -371,3 +371,11 @@ def test_the_splitter_cuts_where_coqtop_does(text: str) -> None:
     )
     printed = re.findall(r'(?<!["\w])(S\d|X)(?![\w"])', done.stdout)
     assert printed == expected, (done.stdout, [s.sent for s in sentences])
+
+
+def test_a_missing_or_empty_report_is_never_a_clean_bill(tmp_path: Path) -> None:
+    assert rocq.parse_assumptions("")[1]  # no answer is not "closed under the context"
+    verdict = rocq._read_assumptions(tmp_path)  # the Redirect wrote nothing
+    assert verdict.verdict is Verdict.VERIFIER_ERROR
+    (tmp_path / "stp_module_0.out").write_text("")
+    assert rocq._read_modules(tmp_path, [nat_job("j", "lia.")]) is not None

@@ -589,7 +589,9 @@ def parse_assumptions(response: str) -> tuple[list[str], str]:
     if text == "Closed under the global context":
         return [], ""
     lines = text.splitlines()
-    if not lines or lines[0] != "Axioms:":
+    if not lines:
+        return [], "no answer"
+    if lines[0] != "Axioms:":
         return [], text[:200]
     names = []
     for line in lines[1:]:
@@ -728,7 +730,7 @@ def _read_modules(folder: Path, jobs: Sequence[VerifyJob]) -> KernelVerdict | No
     """Each candidate module must hold its theorem and nothing else (``Print Module`` lists
     neither the ``_subproof`` constants of ``abstract`` nor anything of the header)."""
     for i, job in enumerate(jobs):
-        printed = " ".join((folder / f"stp_module_{i}.out").read_text(errors="replace").split())
+        printed = " ".join(_report(folder, f"stp_module_{i}").split())
         name = parse_statement(job.formal_statement).name
         head = f"Module Cand_{i} := Struct Parameter {name} :"
         if not printed.startswith(head) or _FIELD.findall(printed) != ["Parameter"]:
@@ -739,13 +741,15 @@ def _read_modules(folder: Path, jobs: Sequence[VerifyJob]) -> KernelVerdict | No
 def _read_assumptions(folder: Path) -> KernelVerdict:
     """The batch's axioms from the files its ``Redirect`` commands wrote: each short name
     ``Print Assumptions`` printed must be the name ``Locate`` gives an allowed axiom."""
-    printed = (folder / "stp_assumptions.out").read_text(errors="replace")
+    printed = _report(folder, "stp_assumptions")
+    if not printed.strip():
+        return KernelVerdict(Verdict.VERIFIER_ERROR, "no Print Assumptions report")
     names, unsafe = parse_assumptions(printed)
     if unsafe:
         return KernelVerdict(Verdict.UNSOUND, f"unsafe: {unsafe}")
     allowed: dict[str, str] = {}
     for k, axiom in enumerate(sorted(ALLOWED_AXIOMS)):
-        located = (folder / f"stp_locate_{k}.out").read_text(errors="replace")
+        located = _report(folder, f"stp_locate_{k}")
         if located.startswith(f"Constant {axiom}"):
             shorter = _SHORTER.search(located)
             allowed[shorter.group(1) if shorter else axiom] = axiom
@@ -754,6 +758,13 @@ def _read_assumptions(folder: Path) -> KernelVerdict:
         detail = f"depends on axioms outside the allow-list: {', '.join(outside)}"
         return KernelVerdict(Verdict.UNSOUND, detail, tuple(names))
     return KernelVerdict(None, axioms=tuple(sorted({allowed[n] for n in names})))
+
+
+def _report(folder: Path, name: str) -> str:
+    """What a ``Redirect "name"`` command wrote; "" when it wrote nothing (never a clean bill:
+    every reader wants a positive answer)."""
+    path = folder / f"{name}.out"
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def _checker_problem(code: int | None, output: str) -> str:
@@ -813,7 +824,7 @@ class RocqVerifier:
         start = time.perf_counter()
         batches = _split(accepted, self._workers)
         with ThreadPoolExecutor(len(batches)) as threads:
-            verdicts = list(threads.map(lambda b: self.kernel.check([jobs[i] for i in b]), batches))
+            verdicts = list(threads.map(lambda b: self._check([jobs[i] for i in b]), batches))
         seconds = time.perf_counter() - start
         self.kernel_seconds += seconds
         for batch, batch_verdicts in zip(batches, verdicts, strict=True):
@@ -829,6 +840,14 @@ class RocqVerifier:
                     )
                 results[i] = result
         return results
+
+    def _check(self, jobs: list[VerifyJob]) -> list[KernelVerdict]:
+        try:
+            return self.kernel.check(jobs)
+        except OSError as exc:  # no process could start, a disk full: no verdict, not proved
+            return [KernelVerdict(Verdict.VERIFIER_ERROR, f"{type(exc).__name__}: {exc}")] * len(
+                jobs
+            )
 
     def close(self) -> None:
         self.pool.close()
