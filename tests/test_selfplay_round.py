@@ -46,11 +46,6 @@ def overrides(root: Path, name: str) -> list[str]:
         "run.chunk_targets=2",
         "sampling.max_new_tokens=24",
         "sampling.batch_size=8",
-        # The kill test below stops the round between two verified chunks, polling every
-        # 50 ms: it needs a verify stage slower than that, and the hf backend's samples from
-        # this barely trained model reach coqtop (about a second), while the fast backend's
-        # happen to be refused before it (a few ms in all). The fast sampler has its own tests.
-        "sampling.backend=hf",
         "verification.workers=2",
         "verification.timeout_s=10",
         "selection.proofs_per_statement=3",
@@ -149,13 +144,30 @@ def copy_bootstrap(played: Path, name: str) -> None:
         shutil.copy(source / item, target / item)
 
 
+# `stp` with write_chunk wrapped to stop the process after the first verified chunk.
+STOP_AFTER_FIRST_VERIFIED_CHUNK = """
+import os, signal, sys
+import stp.artifacts as artifacts
+write_chunk = artifacts.write_chunk
+def stop_after(directory, index, rows):
+    count = write_chunk(directory, index, rows)
+    if directory.name == "verified":
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return count
+artifacts.write_chunk = stop_after
+from stp.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_a_killed_and_damaged_round_resumes_to_the_same_artifacts(played):
     copy_bootstrap(played, "b")
     layout = RunLayout(played / "runs" / "b")
     verified = layout.round_dir(0) / "verified"
-    # a real kill: SIGKILL the round as soon as its first verified chunk is written
+    # a real kill at a fixed point: the round stops itself (SIGSTOP) right after writing its
+    # first verified chunk, however fast its stages run, and is then killed
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stp", "round", *config_args(played, "b")],
+        [sys.executable, "-c", STOP_AFTER_FIRST_VERIFIED_CHUNK, "round", *config_args(played, "b")],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
