@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.machinery
 import sys
 import types
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,3 +81,35 @@ def test_a_prompts_samples_do_not_depend_on_the_chunking(
     chunked, requests = sample(prompts, n=3, seed=5)
     assert len(requests) == 7 and chunked == whole
     assert sample(prompts, n=3, seed=6)[0] != whole
+
+
+class FakeRay(types.ModuleType):
+    """Records the arguments the driver sends to each engine actor."""
+
+    def __init__(self) -> None:
+        super().__init__("ray")
+        self.__spec__ = importlib.machinery.ModuleSpec("ray", None)
+        self.actors: list[tuple[Any, ...]] = []
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def remote(self, **resources: Any) -> Callable[[type], Any]:
+        def actor_class(cls: type) -> Any:
+            return types.SimpleNamespace(remote=lambda *args, **kw: self.actors.append(args))
+
+        return actor_class
+
+
+def test_engine_actors_get_the_model_folder_as_an_absolute_path(
+    fake_vllm: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Actors do not share the driver's working directory: `runs/...` there would be a hub id.
+    (tmp_path / "runs" / "model").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    ray = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    vllm_sampler.VLLMSampler("runs/model", SamplingConfig(backend="vllm", data_parallel_size=2))
+    assert [args[0] for args in ray.actors] == [str(tmp_path / "runs" / "model")] * 2
+    vllm_sampler.VLLMSampler("org/hub-model", SamplingConfig(backend="vllm", data_parallel_size=2))
+    assert ray.actors[-1][0] == "org/hub-model"

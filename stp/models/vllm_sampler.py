@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from stp.config import SamplingConfig
@@ -68,6 +69,10 @@ class VLLMSampler:
 
     def __init__(self, model: str, config: SamplingConfig) -> None:
         _require("vllm", "gpu")
+        if Path(model).exists():
+            # Ray actors do not run in this process's working directory, and vLLM takes a
+            # relative path it cannot find for a hub id.
+            model = str(Path(model).resolve())
         self.engines: list[Any]
         if config.data_parallel_size == 1:
             self.ray = None
