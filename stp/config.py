@@ -190,7 +190,8 @@ class VerificationConfig:
     lean_project: str = _field(
         "lean_project",
         "Folder the Lean REPL command runs in; its lean-toolchain and lakefile.lean pin Lean, "
-        "Mathlib and the REPL (scripts/setup_lean.sh installs them).",
+        "Mathlib and the REPL (scripts/setup_lean.sh installs them). A repl_cmd other than "
+        "lake needs none: where the default folder is missing, it runs in the current directory.",
     )
     lean_kernel_check: Literal["auto", "on", "off"] = _field(
         "auto",

@@ -103,3 +103,15 @@ def test_config_show_reports_error_in_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert err.count("\n") == 0 and "sampling.backend" in err
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_lean_configs_leave_mathlib_import_its_time():
+    # 128 REPLs importing Mathlib at once on a cold page cache take minutes, not seconds.
+    verification = {path.name: load_config(path).verification for path in CONFIGS}
+    lean = {name: v.header_timeout_s for name, v in verification.items() if v.backend == "lean"}
+    assert lean, "no Lean config under configs/"
+    short = {name: seconds for name, seconds in lean.items() if seconds < 600}
+    assert not short, f"verification.header_timeout_s under 600 s: {short}"

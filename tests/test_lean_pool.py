@@ -313,6 +313,27 @@ def test_stp_verify_cli_with_repl_cmd(tmp_path: Path, log: Path) -> None:
     assert headers_run(log) == ["import Lean"]
 
 
+def test_stp_verify_with_repl_cmd_runs_outside_the_repository(
+    tmp_path: Path, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A REPL command that speaks the protocol needs no Lean project, so the default
+    # `lean_project` missing from the current directory is no error.
+    proofs = tmp_path / "proofs.jsonl"
+    row = {"id": "p", "header": HEADER, "formal_statement": PROVED[0], "proof": PROVED[1]}
+    proofs.write_text(json.dumps(row) + "\n")
+    monkeypatch.chdir(tmp_path)
+    fake = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE))}"
+    argv = ["verify", "--backend", "lean", "--repl-cmd", fake, "proofs.jsonl", "--out", "r.jsonl"]
+    assert main([*argv, "--workers", "1", "--verification.lean_kernel_check", "off"]) == 0
+    (result,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert result["verdict"] == "proved"
+    # lake, and the second check, do need the project.
+    with pytest.raises(VerifierUnavailableError, match="Lean project"):
+        make(tmp_path, lean_project="lean_project", repl_cmd="lake exe repl")
+    with pytest.raises(VerifierUnavailableError, match="Lean project"):
+        make(tmp_path, lean_project="lean_project", lean_kernel_check="on")
+
+
 def test_long_requests_and_characters_outside_the_bmp_arrive_intact(
     tmp_path: Path, log: Path
 ) -> None:

@@ -156,6 +156,13 @@ def test_gpu_sampling(gpu_model: Path, backend: str) -> None:
         assert [len(p) for p in first] == [4, 4, 4]
         assert all(1 <= c.num_tokens <= 16 and "." not in c.text for p in first for c in p)
         assert len({c.text for c in first[0]}) > 1  # n samples of one prompt differ
-        assert sampler.generate(prompts(3), 4, **kwargs) == first  # seeded
+        again = sampler.generate(prompts(3), 4, **kwargs)
+        if backend == "hf":
+            assert again == first  # seeded
+        else:
+            # vLLM documents seeded sampling as not reproducible run to run (batching changes
+            # the kernels' floating-point order): a rerun is checked for shape only. Which
+            # seeds it is given is tested in test_vllm_sampler.py.
+            assert [len(p) for p in again] == [4, 4, 4]
     finally:
         sampler.close()

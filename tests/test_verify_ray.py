@@ -176,6 +176,26 @@ def test_jobs_of_a_dead_node_are_rerun_elsewhere(
     assert [essence(r) for r in results] == [essence(r) for r in local_results]
 
 
+def test_a_relative_lean_project_means_the_drivers(
+    address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The actors run in the cluster's working directory, not the one the driver has now.
+    (tmp_path / "proj").mkdir()
+    monkeypatch.chdir(tmp_path)
+    fake = Path(__file__).with_name("fake_lean_repl.py")
+    config = VerificationConfig(
+        backend="lean",
+        repl_cmd=f"{sys.executable} {fake}",
+        lean_project="proj",
+        lean_kernel_check="off",
+        ray_address=address,
+    )
+    job = VerifyJob("p", "import Lean\n\n", "theorem bar : 1 = 1 := by", "  rfl")
+    with make_verifier(config) as verifier:
+        (result,) = verifier.verify([job])
+    assert result.verdict is Verdict.PROVED, result
+
+
 def test_nodes_without_the_assistant_are_a_one_line_error(address: str) -> None:
     config = VerificationConfig(ray_address=address, coqtop="no-such-coqtop")
     with pytest.raises(VerifierUnavailableError, match="'no-such-coqtop' not found on PATH"):

@@ -3,8 +3,10 @@
 One request per prompt with ``SamplingParams(n=k, seed=...)``: vLLM draws the k samples from
 one seeded generator, so they differ (k copies of a prompt with one seed would come out
 identical) and the prompt is prefilled once. Prefix caching shares the KV cache of the long
-common prompt headers. Each prompt gets its own seed (``seed + index``), so its samples do not
-depend on how the prompts were split.
+common prompt headers. vLLM draws sample j of a request seeded s with seed s + j, so prompt i
+gets seed ``seed + i * n``: no two samples of a call share a seed (with ``seed + i``, two
+copies of a prompt would come out as shifted copies of each other), and a prompt's samples do
+not depend on how the prompts were split.
 
 ``sampling.tensor_parallel_size`` GPUs form one engine; ``sampling.data_parallel_size > 1``
 runs that many independent engines as Ray actors (extra ``dist``), each holding
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from stp.config import SamplingConfig
@@ -66,6 +69,10 @@ class VLLMSampler:
 
     def __init__(self, model: str, config: SamplingConfig) -> None:
         _require("vllm", "gpu")
+        if Path(model).exists():
+            # Ray actors do not run in this process's working directory, and vLLM takes a
+            # relative path it cannot find for a hub id.
+            model = str(Path(model).resolve())
         self.engines: list[Any]
         if config.data_parallel_size == 1:
             self.ray = None
@@ -103,7 +110,7 @@ class VLLMSampler:
         chunks = []  # (prompts, their seeds)
         for start in range(0, len(prompts), CHUNK_PROMPTS):
             chunk = list(prompts[start : start + CHUNK_PROMPTS])
-            chunks.append((chunk, [seed + start + i for i in range(len(chunk))]))
+            chunks.append((chunk, [seed + (start + i) * n for i in range(len(chunk))]))
         results: list[list[list[tuple[str, int]]] | None] = [None] * len(chunks)
         finished = 0
         if self.ray is None:

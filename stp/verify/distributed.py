@@ -29,6 +29,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -155,7 +156,10 @@ class RayVerifier:
 
     def __init__(self, config: VerificationConfig) -> None:
         self._ray = ray = import_ray()
-        self._config = config
+        # Actors do not run in this process's working directory: a relative path means here.
+        self._config = config = dataclasses.replace(
+            config, lean_project=str(Path(config.lean_project).resolve())
+        )
         self._owns_connection = not ray.is_initialized()
         address = config.ray_address
         if self._owns_connection:

@@ -460,17 +460,36 @@ def kernel_check_enabled(config: VerificationConfig) -> bool:
     return config.lean_kernel_check == "on"
 
 
+def needs_lean_project(
+    config: VerificationConfig, argv: tuple[str, ...], kernel_check: bool
+) -> bool:
+    """Whether the verifier cannot run without ``lean_project``: a REPL command of one's own
+    that speaks the protocol needs none, so with the default folder missing it runs in the
+    current directory; lake, a command given relative to the project, the second check and a
+    folder named on purpose do."""
+    default = VerificationConfig.__dataclass_fields__["lean_project"].default
+    return (
+        config.lean_project != default
+        or kernel_check
+        or not argv
+        or Path(argv[0]).name == "lake"
+        or ("/" in argv[0] and not Path(argv[0]).is_absolute())
+    )
+
+
 def make_backend(config: VerificationConfig) -> PoolVerifier:
     """The Lean verifier: a pool of warm REPL workers (registered in ``stp.verify.backends``)."""
     argv = tuple(shlex.split(config.repl_cmd))
+    kernel_check = kernel_check_enabled(config)
     lean_project = Path(config.lean_project).resolve()
     if not lean_project.is_dir():
-        raise VerifierUnavailableError(f"Lean project {lean_project} not found: {INSTALL_HINT}")
+        if needs_lean_project(config, argv, kernel_check):
+            raise VerifierUnavailableError(f"Lean project {lean_project} not found: {INSTALL_HINT}")
+        lean_project = Path.cwd()
     if not argv or not program_found(argv[0], lean_project):
         raise VerifierUnavailableError(
             f"Lean REPL command {config.repl_cmd!r} not found: {INSTALL_HINT}"
         )
-    kernel_check = kernel_check_enabled(config)
     if kernel_check and not (lean_project / CHECKER).is_file():
         raise VerifierUnavailableError(
             f"the second check needs {lean_project / CHECKER}: {INSTALL_HINT} (it builds "
