@@ -73,7 +73,7 @@ from stp.config import VerificationConfig
 from stp.errors import VerifierUnavailableError
 from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
 from stp.verify.pool import PoolVerifier, default_workers
-from stp.verify.process import kill_group, spawn
+from stp.verify.process import kill_group, run_bounded, spawn
 from stp.verify.rocq_proof import ProofRejected, ProofSentence, proof_sentences, single_sentence
 from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
 
@@ -656,7 +656,9 @@ class KernelCheck:
         limit = self._config.memory_limit_mb
         with tempfile.TemporaryDirectory(prefix="stp-rocq-kernel-") as tmp:
             Path(tmp, "Batch.v").write_text(_batch_file(jobs, wrap_headers=wrap_headers))
-            code, output = _run([*self._coqc, "-q", *_STP_PATH, "Batch.v"], tmp, timeout_s, limit)
+            code, output = run_bounded(
+                [*self._coqc, "-q", *_STP_PATH, "Batch.v"], tmp, limit, timeout_s
+            )
             if code is None:
                 return KernelVerdict(Verdict.TIMEOUT, "coqc timed out") if explain else None
             if code != 0:
@@ -666,7 +668,7 @@ class KernelCheck:
             if verdict.verdict is not None:
                 return verdict if explain else None
             argv = [*self._coqchk, "-silent", "-o", *_STP_PATH, "-norec", "STP.Batch"]
-            code, output = _run(argv, tmp, timeout_s, limit)
+            code, output = run_bounded(argv, tmp, limit, timeout_s)
             problem = _checker_problem(code, output)
             if problem:
                 return KernelVerdict(Verdict.UNSOUND, f"coqchk: {problem}") if explain else None
@@ -783,20 +785,6 @@ def _checker_problem(code: int | None, output: str) -> str:
 
 def _tail(output: str) -> str:
     return " ".join(output.split())[-300:]
-
-
-def _run(
-    argv: list[str], cwd: str, timeout_s: float, memory_limit_mb: int
-) -> tuple[int | None, str]:
-    """Run ``argv`` in its own process group under the memory limit; (exit code or None on
-    timeout, output)."""
-    proc = spawn(argv, cwd, memory_limit_mb)
-    try:
-        out, _ = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        return None, ""
-    return proc.returncode, _decode(out)
 
 
 # ------------------------------------------------------------------ both lines together
