@@ -147,7 +147,9 @@ def test_conjecture_examples_pair_seeds_with_same_file_theorems_sharing_a_lemma(
     c = with_lemmas("c", "sft", (ADD_COMM,))
     held = with_lemmas("h", "heldout", (PLUS_N_O,))
     other_file = with_lemmas("o", "sft", (PLUS_N_O,))
-    examples = conjecture_examples([("F", a), ("F", b), ("F", held), ("F", c), ("G", other_file)])
+    examples = conjecture_examples(
+        [("F", a), ("F", b), ("F", held), ("F", c), ("G", other_file)], targets_per_seed=1
+    )
     pairs = [
         (e.seed_statement.split()[1], e.lemma, e.target_statement.split()[1]) for e in examples
     ]

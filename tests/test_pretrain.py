@@ -151,3 +151,43 @@ def test_source_files_expand_folders_and_refuse_missing_paths(tmp_path: Path) ->
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"no \.v files"):
         source_files([str(tmp_path / "empty")])
+
+
+def test_initial_fine_tune_is_redone_when_the_base_model_is_rebuilt(tmp_path: Path) -> None:
+    from stp.data.benchmarks import Statement
+    from stp.data.corpus import ProvedTheorem, write_corpus
+    from stp.runs import RunLayout
+    from stp.selfplay.bootstrap import bootstrap
+
+    def theorem(name: str, split: str) -> ProvedTheorem:
+        statement = Statement(
+            name=name,
+            prover="rocq",
+            split=split,
+            source="test",
+            header="Require Import Arith.\n\n",
+            formal_statement=f"Theorem {name} : forall n : nat, n + 0 = n.",
+        )
+        return ProvedTheorem(statement, "intros. lia.", ())
+
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, [theorem("a", "sft"), theorem("b", "selfplay")], [], [])
+    sources = make_sources(tmp_path / "src")
+    extra = [
+        f"run.output_dir={tmp_path / 'runs'}",
+        "run.initial_sft=true",
+        "run.initial_sft_epochs=1",
+        "training.batch_size=2",
+    ]
+    config = tiny_config(tmp_path, sources, *extra)
+    layout = RunLayout.of(config)
+    lines: list[str] = []
+    bootstrap(config, layout, lines.append)
+    assert any("initial fine-tune" in line for line in lines)
+    lines.clear()
+    bootstrap(config, layout, lines.append)
+    assert not any("initial fine-tune" in line for line in lines)  # nothing changed
+    (sources / "F1.v").write_text(SOURCE + "\n(* edited *)\n")
+    bootstrap(config, layout, lines.append)
+    assert any("pre-training" in line for line in lines)
+    assert any("initial fine-tune" in line for line in lines)  # on the rebuilt base model

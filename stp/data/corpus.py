@@ -51,7 +51,7 @@ UNPROVED_FILE = "unproved.jsonl"
 CORPUS_TEXT_FILE = "corpus.txt"
 SUMMARY_FILE = "summary.json"
 # Conjecturer examples per sft seed and kind (with a lemma, with the trivial lemma).
-CONJECTURE_TARGETS = 1
+CONJECTURE_TARGETS = 3
 
 
 @dataclass(frozen=True, slots=True)
