@@ -18,7 +18,7 @@ import pytest
 from stp.cli import main
 from stp.config import VerificationConfig
 from stp.data import load_benchmark
-from stp.languages import ISABELLE, isabelle_code, isabelle_theorem_name
+from stp.languages.isabelle import ISABELLE, isabelle_code, isabelle_theorem_name
 from stp.verify import VerifierUnavailableError, make_verifier
 from stp.verify.isabelle import JobTheory, banned_text, job_theory, judge, rename_theory
 from stp.verify.pool import Deduplicated

@@ -1,7 +1,10 @@
 import pytest
 
 from stp.data import load_benchmark
-from stp.languages import LEAN, ROCQ, language, rocq_sentence_end, rocq_sentences
+from stp.languages import language
+from stp.languages.lean import LEAN
+from stp.languages.rocq import ROCQ, THEOREM_KEYWORDS, rocq_sentence_end, rocq_sentences
+from stp.verify.rocq import ParsedStatement, parse_statement
 
 
 def test_assemble_matches_sources_md():
@@ -128,3 +131,12 @@ def test_identifiers_skip_comments_and_strings():
     assert ROCQ.identifiers(rocq) == ("intros", "n", "idtac", "rewrite", "Nat.add_comm", "le_n_S'")
     lean = '  -- uses Nat.foo\n  /- Nat.bar /- nested -/ -/ simp [Nat.add_comm, mul_le_mul_left\']\n  exact "s"'
     assert LEAN.identifiers(lean) == ("simp", "Nat.add_comm", "mul_le_mul_left'", "exact")
+
+
+@pytest.mark.parametrize("keyword", THEOREM_KEYWORDS)
+def test_rocq_deduplication_strips_every_theorem_keyword(keyword):
+    """Statements differing only in keyword and name are one statement, ``Example`` included:
+    the keywords are the ones the verifier accepts."""
+    statement = f"{keyword} any_name (n : nat) : n + 0 = n."
+    assert ROCQ.statement_body(statement) == "(n : nat) : n + 0 = n."
+    assert parse_statement(statement) == ParsedStatement("any_name", "forall (n : nat), n + 0 = n")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fake_lean_repl import VERSION_DIRS, load_transcripts
 
-from stp.languages import lean_declaration_name
+from stp.languages.lean import lean_declaration_name
 from stp.verify.lean import (
     ALLOWED_AXIOMS,
     MessagesRewritten,

@@ -47,6 +47,16 @@ def test_parser_reads_through_comments_and_strings(tricky):
     assert with_string.proof == "intros _. exact I."
 
 
+def test_parser_reads_every_theorem_keyword_the_verifier_accepts(tricky):
+    proved = tricky["proved_example"]
+    assert proved.skip is None and proved.proof == "apply Nat.mul_1_r."
+    assert (
+        proved.formal_statement() == "Theorem stp_Demo_Tricky_proved_example (n : nat) : n * 1 = n."
+    )
+    # An Example with a body is a definition: no proof to read, and the next theorem is kept.
+    assert "defined_example" not in tricky
+
+
 def test_parser_skips_what_cannot_stand_alone(tricky):
     assert {name: d.skip for name, d in tricky.items() if d.skip} == {
         "transparent_one": "defined",

@@ -62,7 +62,7 @@ from stp.data.corpus import (
     split_of,
     write_corpus,
 )
-from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
+from stp.languages.rocq import ROCQ, THEOREM_HEAD, rocq_sentences, rocq_strip_comments
 from stp.verify.process import kill_group, spawn
 from stp.verify.types import Verdict, Verifier, VerifyJob, VerifyResult
 
@@ -81,9 +81,10 @@ SOURCE = "coq-stdlib"
 
 _THEOREM = re.compile(
     r"^(?:#\[[^\]]*\]\s*)*(?P<prefix>(?:(?:Local|Global|Program|Polymorphic|Monomorphic)\s+)*)"
-    r"(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition)\s+(?P<name>[A-Za-z_][\w']*)(?P<rest>.*)\.$",
+    rf"{THEOREM_HEAD}(?P<rest>.*)\.$",
     re.DOTALL,
 )
+_LET = re.compile(r"\blet\b")  # ``let x := ... in``: a ``:=`` inside a type
 _ATTRIBUTES = re.compile(r"^(?:#\[[^\]]*\]\s*)*(?:(?:Local|Global)\s+(?=\S))?")
 _LOCAL = re.compile(r"^(?:#\[[^\]]*\blocal\b[^\]]*\]|Local\s)")
 # Directives a header replays as the file had them (scopes, imports, implicit types).
@@ -184,6 +185,29 @@ def _split_binders(statement: str) -> int | None:
                 continue
             return i
     return None
+
+
+def _defined_by_term(rest: str) -> bool:
+    """Whether a statement (``rest``: what follows its name) ends in ``:= term``: an
+    ``Example`` with its body, a definition and not a theorem with a proof to read."""
+    colon = _split_binders(rest)
+    if colon is None:
+        return False
+    depth = 0
+    in_string = False
+    body = rest[colon + 1 :]
+    for i, c in enumerate(body):
+        if c == '"':
+            in_string = not in_string
+        elif in_string:
+            continue
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and body.startswith(":=", i) and not _LET.search(body[:i]):
+            return True
+    return False
 
 
 def _section_variables(keyword: str, body: str) -> tuple[list[SectionVariable], bool]:
@@ -296,7 +320,7 @@ def parse_file(theories: Path, file: Path) -> list[Declaration]:
         code = _one_line(ROCQ.code(source))
         i += 1
         match = _THEOREM.match(_one_line(rocq_strip_comments(source)))
-        if match is not None:
+        if match is not None and not _defined_by_term(match.group("rest")):
             i = _read_theorem(text, spans, i, match, module, requires, scopes, found)
             continue
         _read_context(code, source, requires, scopes)

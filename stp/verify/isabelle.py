@@ -58,7 +58,7 @@ from typing import Any
 
 from stp.config import VerificationConfig
 from stp.errors import VerifierUnavailableError
-from stp.languages import ISABELLE, isabelle_theorem_name
+from stp.languages.isabelle import ISABELLE, isabelle_theorem_name
 from stp.verify.isabelle_server import IsabelleServer, ServerCrashed, ServerTimedOut, TaskFailed
 from stp.verify.pool import PoolVerifier, default_workers, normalise_header
 from stp.verify.process import program_found

@@ -52,7 +52,7 @@ from typing import Any
 
 from stp.config import VerificationConfig
 from stp.errors import VerifierUnavailableError
-from stp.languages import LEAN, lean_declaration_name, lean_rename_declaration
+from stp.languages.lean import LEAN, lean_declaration_name, lean_rename_declaration
 from stp.verify.lean_check import ALLOWED_AXIOMS, CHECKER, KernelCheck, KernelCheckError
 from stp.verify.lean_repl import LeanRepl, ReplCrashed, ReplDesynchronised, ReplTimedOut
 from stp.verify.lean_screen import screen

@@ -71,7 +71,7 @@ from pathlib import Path
 
 from stp.config import VerificationConfig
 from stp.errors import VerifierUnavailableError
-from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
+from stp.languages.rocq import ROCQ, THEOREM_HEAD, rocq_sentences, rocq_strip_comments
 from stp.verify.pool import PoolVerifier, default_workers
 from stp.verify.process import kill_group, run_bounded, spawn
 from stp.verify.rocq_proof import ProofRejected, ProofSentence, proof_sentences, single_sentence
@@ -115,9 +115,7 @@ _PROMPT_STATE = re.compile(r"^\S+ < (\d+) \|([^|]*)\| \d+ < $")  # state, open p
 _TAG = re.compile(r"</?(?:infomsg|warning)>")
 _INFOMSG = re.compile(r"<infomsg>.*?</infomsg>", re.S)
 _LOCATION = re.compile(r"Toplevel input, characters (\d+)-(\d+):")
-_STATEMENT = re.compile(
-    r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Example)\s+([A-Za-z_][\w']*)"
-)
+_STATEMENT = re.compile(rf"^\s*{THEOREM_HEAD}")
 # coqtop survives a stack overflow (a failed proof, as coqc says) but not running out of memory.
 _OUT_OF_MEMORY = "Out of memory"
 
@@ -153,7 +151,9 @@ def parse_statement(formal_statement: str) -> ParsedStatement:
             depth -= 1
         elif c == ":" and depth == 0 and rest[i + 1 : i + 2] not in (":", "="):
             binders, body = rest[:i].strip(), rest[i + 1 :].strip()
-            return ParsedStatement(match.group(1), f"forall {binders}, {body}" if binders else body)
+            return ParsedStatement(
+                match.group("name"), f"forall {binders}, {body}" if binders else body
+            )
     raise ValueError(f"no ':' before the statement's type: {text[:80]!r}")
 
 

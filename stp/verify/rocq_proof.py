@@ -27,7 +27,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from stp.languages import rocq_blank_comments
+from stp.languages.rocq import THEOREM_KEYWORDS, rocq_blank_comments
 from stp.verify.types import Verdict
 
 COQ_BLANKS = " \t\n\r"  # what Coq's lexer takes for a blank; nothing else ends a sentence
@@ -43,7 +43,7 @@ _UNFINISHED = frozenset({"Admitted", "Abort"})
 # Words that start a vernacular command, not a tactic: a sentence starting with one is
 # `unsound` at once, with a clear reason. Anything missing here still cannot run as a command
 # (it is sent inside parentheses); this list only names the verdict early.
-VERNACULAR = frozenset(
+VERNACULAR = frozenset(THEOREM_KEYWORDS) | frozenset(
     [
         "Abort",
         "About",
@@ -69,7 +69,6 @@ VERNACULAR = frozenset(
         "Conjecture",
         "Constraint",
         "Context",
-        "Corollary",
         "Create",
         "Declare",
         "Defined",
@@ -78,12 +77,10 @@ VERNACULAR = frozenset(
         "Derive",
         "Drop",
         "Eval",
-        "Example",
         "Existing",
         "Export",
         "Extract",
         "Extraction",
-        "Fact",
         "Fail",
         "Fixpoint",
         "Focus",
@@ -107,7 +104,6 @@ VERNACULAR = frozenset(
         "Inspect",
         "Instance",
         "Let",
-        "Lemma",
         "Load",
         "Local",
         "Locate",
@@ -130,7 +126,6 @@ VERNACULAR = frozenset(
         "Print",
         "Program",
         "Proof",
-        "Proposition",
         "Pwd",
         "Qed",
         "Quit",
@@ -138,7 +133,6 @@ VERNACULAR = frozenset(
         "Recursive",
         "Redirect",
         "Register",
-        "Remark",
         "Remove",
         "Require",
         "Reserved",
@@ -157,7 +151,6 @@ VERNACULAR = frozenset(
         "Succeed",
         "Tactic",
         "Test",
-        "Theorem",
         "Time",
         "Timeout",
         "Transparent",

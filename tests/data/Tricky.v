@@ -71,3 +71,8 @@ Proof. destruct b.
      - reflexivity.
      - reflexivity.
 Qed.
+
+Example defined_example : 1 = 1 := eq_refl.
+
+Example proved_example (n : nat) : n * 1 = n.
+Proof. apply Nat.mul_1_r. Qed.
