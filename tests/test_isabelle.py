@@ -18,7 +18,7 @@ import pytest
 from stp.cli import main
 from stp.config import VerificationConfig
 from stp.data import load_benchmark
-from stp.languages.isabelle import ISABELLE, isabelle_code, isabelle_theorem_name
+from stp.languages.isabelle import ISABELLE, isabelle_code
 from stp.verify import VerifierUnavailableError, make_verifier
 from stp.verify.isabelle import JobTheory, banned_text, job_theory, judge, rename_theory
 from stp.verify.pool import Deduplicated
@@ -111,7 +111,7 @@ def test_every_bundled_minif2f_statement_names_its_theorem_and_header_its_theory
     statements += list(load_benchmark("minif2f", "isabelle", split="test"))
     assert len(statements) == 488
     for s in statements:
-        assert isabelle_theorem_name(s.formal_statement) == s.name
+        assert ISABELLE.theorem_name(s.formal_statement) == s.name
         assert rename_theory(s.header, "T").lstrip().startswith("theory T")
 
 
@@ -359,7 +359,7 @@ def test_isabelle_prompt_and_parsing() -> None:
     assert ISABELLE.statement_body(STATEMENT).startswith("fixes n :: nat")
     conjecture = ISABELLE.parse_conjecture('foo: fixes m :: nat shows "m * 1 = m"\n```', "c7")
     assert conjecture == 'theorem c7:\n  fixes m :: nat shows "m * 1 = m"'
-    assert isabelle_theorem_name(conjecture) == "c7"
+    assert ISABELLE.theorem_name(conjecture) == "c7"
     assert ISABELLE.parse_conjecture('foo: "m = m" by simp', "c7") is None
     assert ISABELLE.parse_conjecture("no statement here", "c7") is None
 

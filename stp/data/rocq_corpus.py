@@ -38,7 +38,7 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,13 +165,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _split_binders(statement: str) -> int | None:
-    """Index of the colon that separates a theorem's binders from its type in comment-free
-    text: the first ``:`` outside brackets and strings that is not part of ``:=``, ``::`` or
-    ``:>``."""
+def _top_level(text: str) -> Iterator[int]:
+    """Indices of ``text``'s characters outside brackets and strings (comment-free text)."""
     depth = 0
     in_string = False
-    for i, c in enumerate(statement):
+    for i, c in enumerate(text):
         if c == '"':
             in_string = not in_string  # "" (an escaped quote) toggles twice
         elif in_string:
@@ -180,9 +178,18 @@ def _split_binders(statement: str) -> int | None:
             depth += 1
         elif c in ")]}":
             depth -= 1
-        elif c == ":" and depth == 0:
-            if statement[i + 1 : i + 2] in ("=", ":", ">") or statement[i - 1 : i] == ":":
-                continue
+        elif depth == 0:
+            yield i
+
+
+def _split_binders(statement: str) -> int | None:
+    """Index of the colon that separates a theorem's binders from its type in comment-free
+    text: the first ``:`` outside brackets and strings that is not part of ``:=``, ``::`` or
+    ``:>``."""
+    for i in _top_level(statement):
+        if statement[i] == ":" and not (
+            statement[i + 1 : i + 2] in ("=", ":", ">") or statement[i - 1 : i] == ":"
+        ):
             return i
     return None
 
@@ -193,21 +200,8 @@ def _defined_by_term(rest: str) -> bool:
     colon = _split_binders(rest)
     if colon is None:
         return False
-    depth = 0
-    in_string = False
     body = rest[colon + 1 :]
-    for i, c in enumerate(body):
-        if c == '"':
-            in_string = not in_string
-        elif in_string:
-            continue
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif depth == 0 and body.startswith(":=", i) and not _LET.search(body[:i]):
-            return True
-    return False
+    return any(body.startswith(":=", i) and not _LET.search(body[:i]) for i in _top_level(body))
 
 
 def _section_variables(keyword: str, body: str) -> tuple[list[SectionVariable], bool]:

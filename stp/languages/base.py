@@ -141,6 +141,11 @@ class FormalLanguage:
         wanted = set(names)
         return next((name for name in self.identifiers(proof) if name in wanted), None)
 
+    def theorem_name(self, formal_statement: str) -> str | None:
+        """The name of the theorem ``formal_statement`` declares (``Theorem foo ...`` ->
+        ``foo``); None when it declares no named theorem."""
+        raise NotImplementedError
+
     def statement_body(self, formal_statement: str) -> str:
         """The statement without its keyword and name (``Theorem foo (n : nat) : P`` ->
         ``(n : nat) : P``): statements that differ only in their names are the same."""

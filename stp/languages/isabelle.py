@@ -13,6 +13,10 @@ class _Isabelle(FormalLanguage):
     _NAME = re.compile(r"^\s*([A-Za-z_][\w'.]*)\s*:\s*(?P<rest>\S.*)$", re.DOTALL)
     _PROOF_WORDS = re.compile(r"(?<![\w'.])(by|proof|apply|sorry|oops|done|using|qed)(?![\w'.])")
 
+    def theorem_name(self, formal_statement: str) -> str | None:
+        match = _ISABELLE_THEOREM.match(formal_statement)
+        return match.group("name") if match else None
+
     def statement_body(self, formal_statement: str) -> str:
         return self._HEAD.sub("", formal_statement, count=1).strip()
 
@@ -33,13 +37,6 @@ class _Isabelle(FormalLanguage):
 
 # The theorem an Isabelle formal statement opens, and its name.
 _ISABELLE_THEOREM = re.compile(r"^\s*(?:theorem|lemma)\s+(?P<name>[A-Za-z_][\w'.]*)\s*:")
-
-
-def isabelle_theorem_name(formal_statement: str) -> str | None:
-    """The name an Isabelle formal statement gives its theorem (``theorem NAME: ...``); None
-    when it names none."""
-    match = _ISABELLE_THEOREM.match(formal_statement)
-    return match.group("name") if match else None
 
 
 # Isabelle outer syntax that holds no commands: nested comments (dropped), and strings,

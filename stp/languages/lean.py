@@ -11,6 +11,10 @@ class _Lean(FormalLanguage):
     _NAME = re.compile(r"^\s*([^\s(\[{:]+)")
     _HEAD = re.compile(r"^\s*(?:theorem|lemma)\s+[^\s(\[{:]+")
 
+    def theorem_name(self, formal_statement: str) -> str | None:
+        match = _LEAN_DECLARATION.match(formal_statement)
+        return match.group("name") if match else None
+
     def statement_body(self, formal_statement: str) -> str:
         return self._HEAD.sub("", formal_statement, count=1).strip()
 
@@ -62,13 +66,6 @@ _LEAN_DECLARATION = re.compile(
     r"^\s*(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|noncomputable)\s+)*"
     r"(?:theorem|lemma|def|abbrev)\s+(?P<name>[^\s(\[{:⦃]+)"
 )
-
-
-def lean_declaration_name(formal_statement: str) -> str | None:
-    """The name a Lean formal statement declares (``theorem NAME ...``); None when it opens
-    no named declaration."""
-    match = _LEAN_DECLARATION.match(formal_statement)
-    return match.group("name") if match else None
 
 
 def lean_rename_declaration(formal_statement: str, new_name: str) -> str:

@@ -29,6 +29,10 @@ class _Rocq(FormalLanguage):
     _STRING = re.compile(r'"(?:[^"]|"")*"')  # in comment-free text; "" escapes a quote
     _HEAD = re.compile(rf"^\s*{THEOREM_HEAD}")
 
+    def theorem_name(self, formal_statement: str) -> str | None:
+        match = self._HEAD.match(rocq_strip_comments(formal_statement))
+        return match.group("name") if match else None
+
     def statement_body(self, formal_statement: str) -> str:
         return self._HEAD.sub("", formal_statement, count=1).strip()
 

@@ -74,8 +74,9 @@ from stp.errors import VerifierUnavailableError
 from stp.languages.rocq import ROCQ, THEOREM_HEAD, rocq_sentences, rocq_strip_comments
 from stp.verify.pool import PoolVerifier, default_workers
 from stp.verify.process import kill_group, run_bounded, spawn
-from stp.verify.rocq_proof import ProofRejected, ProofSentence, proof_sentences, single_sentence
+from stp.verify.rocq_proof import ProofSentence, proof_sentences, single_sentence
 from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
+from stp.verify.worker import Judged, admit
 
 BACKEND = "rocq"
 INSTALL_HINT = "install Rocq/Coq with `apt-get install -y coq` (or set verification.coqtop)"
@@ -413,15 +414,11 @@ class RocqWorker:
         self._retry = self._died_in_proof = False
         checking = Checking(job, BACKEND, self._version)
         try:
-            sentences = proof_sentences(job.proof)
-        except ProofRejected as rejected:
-            return checking.result(rejected.verdict, rejected.detail)
-        cited = ROCQ.cited(job.proof, job.forbidden_names)
-        if cited is not None:
-            detail = f"the proof cites {cited}, the target's own library copy"
-            return checking.result(Verdict.UNSOUND, detail)
-        try:
+            sentences = proof_sentences(job.proof)  # the screen
+            admit(job, ROCQ)
             statement = parse_statement(job.formal_statement)
+        except Judged as judged:
+            return checking.result(judged.verdict, judged.detail)
         except ValueError as exc:
             return checking.result(Verdict.VERIFIER_ERROR, detail=str(exc))
         if not single_sentence(job.formal_statement):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from stp.languages.rocq import THEOREM_KEYWORDS, rocq_blank_comments
 from stp.verify.types import Verdict
+from stp.verify.worker import Judged
 
 COQ_BLANKS = " \t\n\r"  # what Coq's lexer takes for a blank; nothing else ends a sentence
 
@@ -175,15 +176,6 @@ VERNACULAR = frozenset(THEOREM_KEYWORDS) | frozenset(
 PROOF_COMMANDS = frozenset({"Unshelve", "Show", "Guarded"})
 
 
-class ProofRejected(Exception):
-    """The proof text is refused before it runs: ``verdict`` and why."""
-
-    def __init__(self, verdict: Verdict, detail: str) -> None:
-        super().__init__(detail)
-        self.verdict = verdict
-        self.detail = detail
-
-
 @dataclass(frozen=True, slots=True)
 class ProofSentence:
     """One sentence of a proof: where it stands in the proof text, and the text coqtop is
@@ -230,18 +222,18 @@ def _tactic_end(text: str, i: int, original: str) -> tuple[int, int]:
                 run += 1
             dots = run - k
             if original.startswith("(*", run):  # Coq reads `.(`, not a period and a comment
-                raise ProofRejected(Verdict.FAILED, "a period directly before a comment")
+                raise Judged(Verdict.FAILED, "a period directly before a comment")
             if run == n or text[run] in COQ_BLANKS:
                 if dots in (1, 3):  # "." or "...": the end of the sentence
                     return k, run
-                raise ProofRejected(Verdict.FAILED, f"a run of {dots} dots ends a sentence")
+                raise Judged(Verdict.FAILED, f"a run of {dots} dots ends a sentence")
             if dots > 1:
-                raise ProofRejected(Verdict.FAILED, f"unexpected {'.' * dots!r} inside a sentence")
+                raise Judged(Verdict.FAILED, f"unexpected {'.' * dots!r} inside a sentence")
             k = run
             continue
         k += 1
     what = "string" if in_string else "sentence"
-    raise ProofRejected(Verdict.FAILED, f"the proof text ends inside a {what}")
+    raise Judged(Verdict.FAILED, f"the proof text ends inside a {what}")
 
 
 def screen(body: str) -> tuple[Verdict, str] | None:
@@ -263,13 +255,13 @@ def screen(body: str) -> tuple[Verdict, str] | None:
 
 
 def proof_sentences(proof: str) -> list[ProofSentence]:
-    """The sentences of ``proof`` as the backend sends them; raises ``ProofRejected``."""
+    """The sentences of ``proof`` as the backend sends them; raises ``Judged``."""
     text = rocq_blank_comments(proof)
     if text is None:
-        raise ProofRejected(Verdict.FAILED, "the proof text ends inside a comment")
+        raise Judged(Verdict.FAILED, "the proof text ends inside a comment")
     unusual = _unusual_character(text, 0, len(text))
     if unusual is not None:
-        raise ProofRejected(
+        raise Judged(
             Verdict.FAILED,
             f"unexpected character {text[unusual]!r} (Coq's blanks: space, tab, "
             "line feed, carriage return)",
@@ -304,21 +296,21 @@ def proof_sentences(proof: str) -> list[ProofSentence]:
         body_end, end = _tactic_end(text, j, proof)
         body = text[j:body_end].strip(COQ_BLANKS)
         if not body:
-            raise ProofRejected(Verdict.FAILED, f"an empty sentence at character {i}")
+            raise Judged(Verdict.FAILED, f"an empty sentence at character {i}")
         if body in PROOF_COMMANDS and not prefix:
             sentences.append(ProofSentence(i, end, f"{body}."))
             i = end
             continue
         verdict = screen(body)
         if verdict is not None:
-            raise ProofRejected(*verdict)
+            raise Judged(*verdict)
         # The body's own line breaks stay: coqtop's error positions count from its first line.
         body_start = text.index(body[0], j)
         sent = f"{prefix}( {body} ) ."
         sentences.append(ProofSentence(i, end, sent, body_start, len(prefix) + 2))
         i = end
     if not sentences:
-        raise ProofRejected(Verdict.FAILED, "empty proof")
+        raise Judged(Verdict.FAILED, "empty proof")
     return sentences
 
 
@@ -326,7 +318,7 @@ def screen_proof(proof: str) -> tuple[Verdict, str] | None:
     """None when ``proof`` can be run sentence by sentence; else the verdict and why."""
     try:
         proof_sentences(proof)
-    except ProofRejected as rejected:
+    except Judged as rejected:
         return rejected.verdict, rejected.detail
     return None
 
@@ -339,6 +331,6 @@ def single_sentence(text: str) -> bool:
         return False
     try:
         _, end = _tactic_end(blanked, 0, text)
-    except ProofRejected:
+    except Judged:
         return False
     return not blanked[end:].strip(COQ_BLANKS)
