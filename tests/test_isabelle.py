@@ -283,6 +283,20 @@ def test_a_crash_is_retried_once_then_is_a_verifier_error(log: Path) -> None:
     assert _events(log).count("start") == 5  # crash twice, garbage twice, then a fresh one
 
 
+def test_out_of_memory_is_retried_on_fresh_servers_then_is_a_resource_limit(log: Path) -> None:
+    jobs = [job("once", "by fake_oom_once"), job("always", "by fake_oom"), job("ok", "by simp")]
+    with make() as verifier:
+        results = verifier.verify(jobs)
+    assert [r.verdict for r in results] == [
+        Verdict.PROVED,
+        Verdict.RESOURCE_LIMIT,
+        Verdict.PROVED,
+    ]
+    assert "OutOfMemoryError" in results[1].detail and "on 3 tries" in results[1].detail
+    # once: out of memory, then a fresh server; always: two more; ok: a fresh one
+    assert _events(log).count("start") == 5
+
+
 def test_a_broken_header_fails_its_jobs_once_and_others_go_on(log: Path) -> None:
     broken = "theory broken imports Broken\nbegin\n\n"
     jobs = [job("b1", "by simp", broken), job("ok", "by simp"), job("b2", "by auto", broken)]

@@ -5,6 +5,7 @@ from stp.languages import language
 from stp.languages.lean import LEAN
 from stp.languages.rocq import ROCQ, THEOREM_KEYWORDS, rocq_sentence_end, rocq_sentences
 from stp.verify.rocq import ParsedStatement, parse_statement
+from stp.verify.rocq_proof import proof_sentences
 
 
 def test_assemble_matches_sources_md():
@@ -119,6 +120,27 @@ def test_rocq_sentences_split_like_coqtop():
     assert unread == len(text)
     assert rocq_sentences("intros. lia")[1] == len("intros. ")
     assert rocq_sentences("intros. (* open")[1] == len("intros. ")
+
+
+def test_rocq_sentences_follow_the_proof_splitter():
+    """Headers and library files are split by the rules proofs are (``...`` ends a sentence,
+    ``2: {`` is one, ``.(`` and ``x.y`` do not end one), leniently: nothing is refused."""
+    text = "auto...\nQed.\n2: { exact p.(fst). }\nall: lia.\nCheck Nat.add.(* c *)x. y..z. w"
+    spans, unread = rocq_sentences(text)
+    assert [text[a:b] for a, b in spans] == [
+        "auto...",
+        "Qed.",
+        "2: {",
+        "exact p.(fst).",
+        "}",
+        "all: lia.",
+        "Check Nat.add.(* c *)x.",
+        "y..z.",
+    ]
+    assert unread == text.index("w")
+    for proof in ["exact p.(fst).", "lia...", "simpl. auto."]:
+        by_proof = [proof[s.start : s.end] for s in proof_sentences(proof)]
+        assert by_proof == [proof[a:b] for a, b in rocq_sentences(proof)[0]]
 
 
 def test_unknown_language():

@@ -246,7 +246,7 @@ def test_out_of_memory_every_time_is_resource_limit(
             [marked("hungry", "FAKE_OOM_BAD_ALLOC"), job("clean", PROVED)]
         )
     assert hungry.verdict is Verdict.RESOURCE_LIMIT
-    assert "std::bad_alloc" in hungry.detail and f"on {retries + 1} fresh" in hungry.detail
+    assert "std::bad_alloc" in hungry.detail and f"on {retries + 1} tries" in hungry.detail
     assert clean.verdict is Verdict.PROVED
     assert len(starts(log)) == retries + 2
 

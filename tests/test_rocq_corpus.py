@@ -65,7 +65,10 @@ def test_parser_skips_what_cannot_stand_alone(tricky):
         "nested_vernacular": "nested vernacular",
         "in_sig": "functor or module type",
         "by_term": "proof term",
+        "dotted": "proof with",
     }
+    # A proof ending in ``...`` ends where Coq says: the next theorem is read, not swallowed.
+    assert tricky["after_dots"].skip is None and tricky["after_dots"].proof == "reflexivity."
 
 
 def test_section_variables_become_binders_and_local_tactics_are_replayed(tricky):

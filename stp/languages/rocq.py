@@ -81,74 +81,123 @@ def _rocq_skip_comment(text: str, i: int) -> int | None:
     return None
 
 
-def rocq_sentence_end(text: str) -> int | None:
-    """Index just past the first sentence-ending ``.`` of Rocq text (a period followed by
-    white space or the end), skipping comments and strings; None when there is none."""
+COQ_BLANKS = " \t\n\r"  # what Coq's lexer takes for a blank; nothing else ends a sentence
+
+# A goal selector before a tactic or a brace (``2:``, ``1-3, 5:``, ``all:``, ``[x]:``).
+GOAL_SELECTOR = re.compile(
+    r"(\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|all|par|!|\[\s*[A-Za-z_][\w']*\s*\])"
+    r"[ \t\n\r]*:(?![=:>])[ \t\n\r]*"
+)
+
+
+class LexError(ValueError):
+    """Text whose reading could depend on lexer details this splitter does not model (raised
+    only when reading strictly, as proofs are read)."""
+
+
+def sentence_end(blanked: str, i: int, original: str, *, strict: bool) -> tuple[int, int] | None:
+    """The sentence starting at ``i`` of ``blanked`` (``original`` with its comments blanked
+    out): the end of its text and the end of its terminator, a ``.`` or ``...`` token followed
+    by a blank or the end of the text, as Coq's lexer reads it; None when the text ends inside
+    the sentence. ``strict`` raises ``LexError`` on that, and wherever Coq might read the text
+    otherwise than this: a period directly before a comment (Coq reads ``.(``), another run of
+    dots before a blank, or a run of dots inside a sentence."""
+    n = len(blanked)
     in_string = False
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
+    k = i
+    while k < n:
+        c = blanked[k]
         if in_string:
             if c == '"':
+                if blanked.startswith('""', k):  # an escaped quote
+                    k += 2
+                    continue
                 in_string = False
-        elif text.startswith("(*", i):
-            after = _rocq_skip_comment(text, i)
-            if after is None:
-                return None
-            i = after
-            continue
         elif c == '"':
             in_string = True
-        elif (
-            c == "."
-            and (i + 1 == n or text[i + 1].isspace())
-            and (i == 0 or text[i - 1] != ".")  # ".." is not a sentence end
-        ):
-            return i + 1
-        i += 1
+        elif c == ".":
+            run = k
+            while run < n and blanked[run] == ".":
+                run += 1
+            dots = run - k
+            if original.startswith("(*", run):
+                if strict:
+                    raise LexError("a period directly before a comment")
+            elif run == n or blanked[run] in COQ_BLANKS:
+                if dots in (1, 3):
+                    return k, run
+                if strict:
+                    raise LexError(f"a run of {dots} dots ends a sentence")
+            elif dots > 1 and strict:
+                raise LexError(f"unexpected {'.' * dots!r} inside a sentence")
+            k = run
+            continue
+        k += 1
+    if strict:
+        raise LexError(f"the text ends inside a {'string' if in_string else 'sentence'}")
     return None
 
 
+def _blank_closed_comments(text: str) -> tuple[str, int]:
+    """``text`` with every closed comment blanked (positions kept), cut where a comment that
+    never closes begins; and that index (``len(text)`` when every comment closes)."""
+    out = list(text)
+    for start, end in _rocq_comments(text):
+        if end is None:
+            return "".join(out[:start]), start
+        out[start:end] = [c if c == "\n" else " " for c in text[start:end]]
+    return "".join(out), len(text)
+
+
+def rocq_sentence_end(text: str) -> int | None:
+    """Index just past the first sentence's terminator in Rocq text (``sentence_end``),
+    comments and strings skipped; None when there is none."""
+    blanked, _ = _blank_closed_comments(text)
+    found = sentence_end(blanked, 0, text, strict=False)
+    return None if found is None else found[1]
+
+
 def rocq_sentences(text: str) -> tuple[list[tuple[int, int]], int]:
-    """Split Rocq text into sentences the way ``coqtop`` reads them.
+    """Split Rocq text into sentences the way ``coqtop`` reads them (the Rocq backend reads
+    proofs with the same rules, strictly: ``stp.verify.rocq_proof``).
 
     Returns the ``(start, end)`` spans of the sentences, white space and comments between them
-    excluded: each ``.``-terminated sentence, and the braces and bullets (``{``, ``}``, runs of
-    ``-``, ``+`` or ``*``) that coqtop reads as sentences of their own; and the index where
-    unread text begins: ``len(text)`` when nothing but white space and comments follows the last
-    sentence, less when the text ends inside a sentence, a comment or a string."""
+    excluded: each ``.``-terminated sentence, and the braces, bullets (``{``, ``}``, runs of
+    ``-``, ``+`` or ``*``) and goal-selected braces (``2: {``) that coqtop reads as sentences
+    of their own; and the index where unread text begins: ``len(text)`` when nothing but white
+    space and comments follows the last sentence, less when the text ends inside a sentence, a
+    comment or a string."""
+    blanked, unread = _blank_closed_comments(text)
     spans: list[tuple[int, int]] = []
     i = 0
-    n = len(text)
+    n = len(blanked)
     while True:
-        while i < n and text[i].isspace():
+        while i < n and blanked[i].isspace():
             i += 1
         if i == n:
-            return spans, n
-        if text.startswith("(*", i):
-            after = _rocq_skip_comment(text, i)
-            if after is None:
-                return spans, i
-            i = after
-            continue
-        c = text[i]
+            return spans, unread
+        c = blanked[i]
         if c in "{}":
             spans.append((i, i + 1))
             i += 1
             continue
         if c in "-+*":
             j = i
-            while j < n and text[j] == c:
+            while j < n and blanked[j] == c:
                 j += 1
             spans.append((i, j))
             i = j
             continue
-        end = rocq_sentence_end(text[i:])
-        if end is None:
+        selector = GOAL_SELECTOR.match(blanked, i)
+        if selector is not None and blanked.startswith("{", selector.end()):
+            spans.append((i, selector.end() + 1))
+            i = selector.end() + 1
+            continue
+        found = sentence_end(blanked, i, text, strict=False)
+        if found is None:
             return spans, i
-        spans.append((i, i + end))
-        i += end
+        spans.append((i, found[1]))
+        i = found[1]
 
 
 def _rocq_comments(text: str) -> list[tuple[int, int | None]]:

@@ -305,10 +305,14 @@ class IsabelleSettings(WorkerSettings):
     session_dirs: tuple[str, ...]
 
 
-def _crash(stage: str, exc: Exception) -> Crashed:
+def _crash(stage: str, exc: Exception, server: IsabelleServer | None) -> Crashed:
     """A failure of the server, as the worker template retries it: a resource failure when it
-    said it ran out of memory or threads (the JVM's ``OutOfMemoryError``, Poly/ML's)."""
-    return Crashed(f"{stage}: {exc}", resource=resource_failure(str(exc)) is not None)
+    said it ran out of memory or threads (the JVM's ``OutOfMemoryError``, Poly/ML's), in the
+    error or in what the server printed."""
+    said = resource_failure(f"{exc}\n{server.output() if server is not None else ''}")
+    if said is not None:
+        return Crashed(f"{stage}: {exc}: {said}", resource=True)
+    return Crashed(f"{stage}: {exc}")
 
 
 class IsabelleWorker(ProcessWorker):
@@ -411,7 +415,7 @@ class IsabelleWorker(ProcessWorker):
             name, text = header_theory(header)
             result = self._use(server, name, text, self.settings.header_timeout_s)
         except (ServerCrashed, ServerTimedOut, TaskFailed, OSError) as exc:
-            raise _crash("starting the Isabelle session failed", exc) from exc
+            raise _crash("starting the Isabelle session failed", exc, self._server) from exc
         node = _node(result, name)
         errors = [m for m in (node or {}).get("messages", []) if m.get("kind") == "error"]
         errors += result.get("errors") or []
@@ -428,7 +432,7 @@ class IsabelleWorker(ProcessWorker):
         except ServerTimedOut as exc:
             raise TimedOut(f"no answer within {self.settings.timeout_s:g} s") from exc
         except (ServerCrashed, TaskFailed, OSError) as exc:
-            raise _crash("Isabelle server crashed", exc) from exc
+            raise _crash("Isabelle server crashed", exc, self._server) from exc
         verdict, detail, oracles = judge(used, theory)
         node = _node(used, theory.name) or {}
         return verdict, detail, messages_of(node, theory.proof_line), oracles

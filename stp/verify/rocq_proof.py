@@ -4,10 +4,12 @@ each rebuilt so that coqtop can only read it as one tactic sentence.
 Coq ends a sentence at a ``.`` or ``...`` token followed by a blank (space, tab, line feed,
 carriage return) or the end of the input; at the start of a sentence, a brace or a run of
 bullet characters is a sentence of its own, and so is a goal selector followed by ``{``
-(``2: {``). Everything else a proof holds must be a tactic. The splitter here follows those
-rules on the proof with its comments blanked out, and rejects (``failed``) anything whose
-reading could depend on lexer details it does not model: a blank other than those four, a
-control character, a run of dots other than ``.`` and ``...`` before a blank.
+(``2: {``). Everything else a proof holds must be a tactic. The splitter
+(``stp.languages.rocq.sentence_end``, which also splits headers and library files) follows
+those rules on the proof with its comments blanked out; read strictly, as here, it rejects
+(``failed``) anything whose reading could depend on lexer details it does not model: a blank
+other than those four, a control character, a run of dots other than ``.`` and ``...`` before
+a blank.
 
 Each tactic sentence is then sent as ``<selector>: ( <tactic> ) .`` (or ``( <tactic> ) .``):
 inside parentheses Coq's grammar accepts a tactic expression and nothing else, so a
@@ -27,16 +29,17 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from stp.languages.rocq import THEOREM_KEYWORDS, rocq_blank_comments
+from stp.languages.rocq import (
+    COQ_BLANKS,
+    GOAL_SELECTOR,
+    THEOREM_KEYWORDS,
+    LexError,
+    rocq_blank_comments,
+    sentence_end,
+)
 from stp.verify.types import Verdict
 from stp.verify.worker import Judged
 
-COQ_BLANKS = " \t\n\r"  # what Coq's lexer takes for a blank; nothing else ends a sentence
-
-_SELECTOR = re.compile(
-    r"(\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|all|par|!|\[\s*[A-Za-z_][\w']*\s*\])"
-    r"[ \t\n\r]*:(?![=:>])[ \t\n\r]*"
-)
 _WORD = re.compile(r"[A-Za-z_][\w']*")
 _STRING = re.compile(r'"(?:[^"]|"")*"')
 _GIVE_UP = frozenset({"admit", "give_up"})
@@ -200,42 +203,6 @@ def _unusual_character(text: str, start: int, end: int) -> int | None:
     return None
 
 
-def _tactic_end(text: str, i: int, original: str) -> tuple[int, int]:
-    """(end of the tactic's text, end of its terminator) for the sentence starting at ``i`` of
-    ``text``, the comment-blanked ``original``."""
-    n = len(text)
-    in_string = False
-    k = i
-    while k < n:
-        c = text[k]
-        if in_string:
-            if c == '"':
-                if text.startswith('""', k):
-                    k += 2
-                    continue
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif c == ".":
-            run = k
-            while run < n and text[run] == ".":
-                run += 1
-            dots = run - k
-            if original.startswith("(*", run):  # Coq reads `.(`, not a period and a comment
-                raise Judged(Verdict.FAILED, "a period directly before a comment")
-            if run == n or text[run] in COQ_BLANKS:
-                if dots in (1, 3):  # "." or "...": the end of the sentence
-                    return k, run
-                raise Judged(Verdict.FAILED, f"a run of {dots} dots ends a sentence")
-            if dots > 1:
-                raise Judged(Verdict.FAILED, f"unexpected {'.' * dots!r} inside a sentence")
-            k = run
-            continue
-        k += 1
-    what = "string" if in_string else "sentence"
-    raise Judged(Verdict.FAILED, f"the proof text ends inside a {what}")
-
-
 def screen(body: str) -> tuple[Verdict, str] | None:
     """The early verdict for one tactic sentence's text, or None to run it."""
     words = set(_WORD.findall(_STRING.sub(" ", body)))
@@ -286,14 +253,19 @@ def proof_sentences(proof: str) -> list[ProofSentence]:
             sentences.append(ProofSentence(i, j, text[i:j]))
             i = j
             continue
-        selector = _SELECTOR.match(text, i)
+        selector = GOAL_SELECTOR.match(text, i)
         j = selector.end() if selector is not None else i
         prefix = f"{' '.join(selector.group(1).split())}: " if selector is not None else ""
         if selector is not None and text.startswith("{", j):
             sentences.append(ProofSentence(i, j + 1, f"{prefix}{{"))
             i = j + 1
             continue
-        body_end, end = _tactic_end(text, j, proof)
+        try:
+            found = sentence_end(text, j, proof, strict=True)
+        except LexError as exc:
+            raise Judged(Verdict.FAILED, str(exc).replace("the text", "the proof text")) from exc
+        assert found is not None  # strict: raised instead
+        body_end, end = found
         body = text[j:body_end].strip(COQ_BLANKS)
         if not body:
             raise Judged(Verdict.FAILED, f"an empty sentence at character {i}")
@@ -330,7 +302,9 @@ def single_sentence(text: str) -> bool:
     if blanked is None or _unusual_character(blanked, 0, len(blanked)) is not None:
         return False
     try:
-        _, end = _tactic_end(blanked, 0, text)
-    except Judged:
+        found = sentence_end(blanked, 0, text, strict=True)
+    except LexError:
         return False
+    assert found is not None  # strict: raised instead
+    _, end = found
     return not blanked[end:].strip(COQ_BLANKS)

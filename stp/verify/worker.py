@@ -5,7 +5,7 @@ REPL, Isabelle's server): what every check does around the assistant-specific pa
         backend, language = "lean", LEAN
         def screen(self, proof): ...            # the backend's own reading of the proof text
         def load(self, header): ...             # make `header` the process's base state
-        def run(self, job, theorem): ...        # check one job there: (verdict, detail, ...)
+        def run(self, job, prepared): ...       # check one job there: (verdict, detail, ...)
         def reset(self): ...                    # kill the process; the next job starts afresh
 
 ``ProcessWorker.check`` runs, for every job:
@@ -214,8 +214,9 @@ class ProcessWorker(ABC):
                     if resources > self.settings.resource_retries:
                         return result(
                             Verdict.RESOURCE_LIMIT,
-                            f"out of resources on {resources} fresh processes "
-                            f"(memory_limit_mb {self.settings.memory_limit_mb}): {exc.detail}",
+                            f"out of resources on {resources} tries, the later ones on fresh "
+                            f"processes (memory_limit_mb {self.settings.memory_limit_mb}): "
+                            f"{exc.detail}",
                         )
                 else:
                     crashes += 1
