@@ -4,6 +4,8 @@ comments, strings and sentences."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from stp.languages.base import FENCE, FormalLanguage
 
@@ -157,47 +159,79 @@ def rocq_sentence_end(text: str) -> int | None:
     return None if found is None else found[1]
 
 
-def rocq_sentences(text: str) -> tuple[list[tuple[int, int]], int]:
-    """Split Rocq text into sentences the way ``coqtop`` reads them (the Rocq backend reads
-    proofs with the same rules, strictly: ``stp.verify.rocq_proof``).
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """One sentence of comment-blanked Rocq text: ``start``/``end`` span it, terminator
+    included; ``body_start``/``body_end`` span its text after its goal selector and before its
+    terminator (a brace or a bullet has no terminator: its body is itself)."""
 
-    Returns the ``(start, end)`` spans of the sentences, white space and comments between them
-    excluded: each ``.``-terminated sentence, and the braces, bullets (``{``, ``}``, runs of
-    ``-``, ``+`` or ``*``) and goal-selected braces (``2: {``) that coqtop reads as sentences
-    of their own; and the index where unread text begins: ``len(text)`` when nothing but white
-    space and comments follows the last sentence, less when the text ends inside a sentence, a
-    comment or a string."""
-    blanked, unread = _blank_closed_comments(text)
-    spans: list[tuple[int, int]] = []
+    start: int
+    end: int
+    body_start: int
+    body_end: int
+    selector: str = ""  # its goal selector ("2", "1-3, 5", "all"), "" for none
+
+    @property
+    def terminated(self) -> bool:
+        """Whether it ends in ``.`` or ``...`` (a tactic or a command), not a brace or bullet."""
+        return self.body_end < self.end
+
+
+def iter_sentences(blanked: str, original: str, *, strict: bool) -> Iterator[Sentence]:
+    """The sentences of ``blanked`` (``original`` with its comments blanked out), in order, as
+    coqtop reads them: each ``.``-terminated sentence (``sentence_end``), and the braces,
+    bullets (``{``, ``}``, runs of ``-``, ``+`` or ``*``) and goal-selected braces (``2: {``)
+    that are sentences of their own. Stops at the end of the text or, reading leniently, at a
+    sentence the text ends inside of; ``strict`` raises ``LexError`` where ``sentence_end``
+    does, when the caller asks for the sentence."""
     i = 0
     n = len(blanked)
     while True:
-        while i < n and blanked[i].isspace():
+        while i < n and (blanked[i] in COQ_BLANKS or (not strict and blanked[i].isspace())):
             i += 1
         if i == n:
-            return spans, unread
+            return
         c = blanked[i]
         if c in "{}":
-            spans.append((i, i + 1))
+            yield Sentence(i, i + 1, i, i + 1)
             i += 1
             continue
         if c in "-+*":
             j = i
             while j < n and blanked[j] == c:
                 j += 1
-            spans.append((i, j))
+            yield Sentence(i, j, i, j)
             i = j
             continue
         selector = GOAL_SELECTOR.match(blanked, i)
-        if selector is not None and blanked.startswith("{", selector.end()):
-            spans.append((i, selector.end() + 1))
-            i = selector.end() + 1
+        j = selector.end() if selector is not None else i
+        named = " ".join(selector.group(1).split()) if selector is not None else ""
+        if selector is not None and blanked.startswith("{", j):
+            yield Sentence(i, j + 1, j, j + 1, named)
+            i = j + 1
             continue
-        found = sentence_end(blanked, i, text, strict=False)
+        found = sentence_end(blanked, j, original, strict=strict)
         if found is None:
-            return spans, i
-        spans.append((i, found[1]))
+            return
+        yield Sentence(i, found[1], j, found[0], named)
         i = found[1]
+
+
+def rocq_sentences(text: str) -> tuple[list[tuple[int, int]], int]:
+    """Split Rocq text into sentences the way ``coqtop`` reads them (``iter_sentences``,
+    leniently; the Rocq backend reads proofs strictly: ``stp.verify.rocq_proof``).
+
+    Returns the ``(start, end)`` spans of the sentences, white space and comments between them
+    excluded, and the index where unread text begins: ``len(text)`` when nothing but white
+    space and comments follows the last sentence, less when the text ends inside a sentence, a
+    comment or a string."""
+    blanked, unread = _blank_closed_comments(text)
+    spans = [(s.start, s.end) for s in iter_sentences(blanked, text, strict=False)]
+    after = spans[-1][1] if spans else 0
+    rest = blanked[after:]
+    if rest.strip():
+        return spans, after + len(rest) - len(rest.lstrip())
+    return spans, unread
 
 
 def _rocq_comments(text: str) -> list[tuple[int, int | None]]:

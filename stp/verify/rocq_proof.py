@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 from stp.languages.rocq import (
     COQ_BLANKS,
-    GOAL_SELECTOR,
     THEOREM_KEYWORDS,
     LexError,
+    iter_sentences,
     rocq_blank_comments,
     sentence_end,
 )
@@ -234,53 +234,32 @@ def proof_sentences(proof: str) -> list[ProofSentence]:
             "line feed, carriage return)",
         )
     sentences: list[ProofSentence] = []
-    n = len(text)
-    i = 0
-    while True:
-        while i < n and text[i] in COQ_BLANKS:
-            i += 1
-        if i == n:
-            break
-        c = text[i]
-        if c in "{}":
-            sentences.append(ProofSentence(i, i + 1, c))
-            i += 1
-            continue
-        if c in "-+*":
-            j = i
-            while j < n and text[j] == c:
-                j += 1
-            sentences.append(ProofSentence(i, j, text[i:j]))
-            i = j
-            continue
-        selector = GOAL_SELECTOR.match(text, i)
-        j = selector.end() if selector is not None else i
-        prefix = f"{' '.join(selector.group(1).split())}: " if selector is not None else ""
-        if selector is not None and text.startswith("{", j):
-            sentences.append(ProofSentence(i, j + 1, f"{prefix}{{"))
-            i = j + 1
-            continue
+    spans = iter_sentences(text, proof, strict=True)
+    while True:  # each sentence screened before the next is read, as coqtop would run them
         try:
-            found = sentence_end(text, j, proof, strict=True)
+            span = next(spans, None)
         except LexError as exc:
             raise Judged(Verdict.FAILED, str(exc).replace("the text", "the proof text")) from exc
-        assert found is not None  # strict: raised instead
-        body_end, end = found
-        body = text[j:body_end].strip(COQ_BLANKS)
+        if span is None:
+            break
+        prefix = f"{span.selector}: " if span.selector else ""
+        if not span.terminated:  # a brace or a bullet
+            sent = f"{prefix}{text[span.body_start : span.body_end]}"
+            sentences.append(ProofSentence(span.start, span.end, sent))
+            continue
+        body = text[span.body_start : span.body_end].strip(COQ_BLANKS)
         if not body:
-            raise Judged(Verdict.FAILED, f"an empty sentence at character {i}")
+            raise Judged(Verdict.FAILED, f"an empty sentence at character {span.start}")
         if body in PROOF_COMMANDS and not prefix:
-            sentences.append(ProofSentence(i, end, f"{body}."))
-            i = end
+            sentences.append(ProofSentence(span.start, span.end, f"{body}."))
             continue
         verdict = screen(body)
         if verdict is not None:
             raise Judged(*verdict)
         # The body's own line breaks stay: coqtop's error positions count from its first line.
-        body_start = text.index(body[0], j)
+        body_start = text.index(body[0], span.body_start)
         sent = f"{prefix}( {body} ) ."
-        sentences.append(ProofSentence(i, end, sent, body_start, len(prefix) + 2))
-        i = end
+        sentences.append(ProofSentence(span.start, span.end, sent, body_start, len(prefix) + 2))
     if not sentences:
         raise Judged(Verdict.FAILED, "empty proof")
     return sentences
