@@ -450,12 +450,35 @@ class EvaluationConfig:
     model: str | None = _field(
         None,
         "Model to evaluate: a local folder or a hub id; null means the run's newest model "
-        "(the last round's, else the initial fine-tune's, else run.base_model).",
+        "(the last round's, else the initial fine-tune's, else run.base_model); `automation`: "
+        "the automation baseline (<assistant>_automation_tactics, one attempt each).",
     )
     output: str | None = _field(
         None,
         "Folder for attempts and report; null means "
         "<run.output_dir>/<run.name>/eval/<model>/<benchmark>-<split>-<prover>.",
+    )
+    rocq_automation_tactics: list[str] = _field(
+        [
+            "auto.",
+            "intros; auto.",
+            "intuition.",
+            "firstorder.",
+            "tauto.",
+            "intros; subst; auto.",
+            "intros; congruence.",
+            "intros; split; intros; auto.",
+        ],
+        "Rocq: the automation baseline's proofs (`stp eval --model automation`), one attempt "
+        "each: the no-learning floor a model must beat.",
+    )
+    lean_automation_tactics: list[str] = _field(
+        ["rfl", "norm_num", "simp", "decide", "omega", "aesop", "linarith", "nlinarith"],
+        "Lean: the automation baseline's tactics, one attempt each.",
+    )
+    isabelle_automation_tactics: list[str] = _field(
+        ["by auto", "by simp", "by blast", "by force", "by fastforce", "by arith", "by presburger"],
+        "Isabelle: the automation baseline's proofs, one attempt each.",
     )
     batch_problems: int = _field(
         16,

@@ -57,7 +57,13 @@ def tactic_job(
     job_id: str, header: str, formal_statement: str, tactic: str, assistant: str
 ) -> VerifyJob:
     """The statement with ``tactic`` (one line of a configured list) as its whole proof."""
-    return VerifyJob(job_id, header, formal_statement, _ASSISTANTS[assistant].indent + tactic)
+    return VerifyJob(job_id, header, formal_statement, tactic_proof(tactic, assistant))
+
+
+def tactic_proof(tactic: str, assistant: str) -> str:
+    """One tactic as a whole proof of ``assistant`` (Lean: indented, as a tactic block)."""
+    spec = _ASSISTANTS.get(assistant)
+    return (spec.indent if spec is not None else "") + tactic
 
 
 def elaborates(result: VerifyResult, assistant: str) -> bool | None:
