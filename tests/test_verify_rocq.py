@@ -263,8 +263,8 @@ def test_jobs_with_different_headers_in_one_batch(verifier: Deduplicated) -> Non
     assert [r.verdict for r in results] == [
         Verdict.PROVED,
         Verdict.PROVED,
-        Verdict.VERIFIER_ERROR,
-        Verdict.VERIFIER_ERROR,
+        Verdict.VERIFIER_ERROR,  # the header is the set-up's problem
+        Verdict.ILL_TYPED,  # the statement is the dataset's (or the conjecturer's)
         Verdict.PROVED,
     ]
     assert "NoSuchLibrary" in results[2].detail
