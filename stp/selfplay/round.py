@@ -118,14 +118,14 @@ def gate_stage(r: Round) -> dict[str, Any]:
     new = read_records(r.path(CONJECTURES_FILE), Conjecture)
     backend = r.config.verification.backend
     settings = dataclasses.replace(r.config.verification, timeout_s=r.config.gate.timeout_s)
-    with make_verifier(settings) as verifier:
-        outcomes = gate.screen(new, verifier, r.config.gate, backend, r.log)
+    outcomes: list[GateOutcome] = []
+    if new:  # expert iteration has none: no proof assistant to start
+        with make_verifier(settings) as verifier:
+            outcomes = gate.screen(new, verifier, r.config.gate, backend, r.log)
     write_records(r.path(GATE_FILE), outcomes)
     tally = gate.counts(outcomes)
-    r.log(
-        f"  gate: {tally[GATE_PASSED]} of {len(new)} passed; rejected "
-        + ", ".join(f"{n} {reason}" for reason in gate.REJECTIONS if (n := tally[reason]))
-    )
+    rejected = ", ".join(f"{n} {reason}" for reason in gate.REJECTIONS if (n := tally[reason]))
+    r.log(f"  gate: {tally[GATE_PASSED]} of {len(new)} passed; rejected: {rejected or 'none'}")
     return {"checked": gate.checks_statements(r.config.gate, backend), **tally}
 
 
