@@ -412,7 +412,7 @@ def test_long_requests_and_characters_outside_the_bmp_arrive_intact(
     assert sent[0]["lines"] == 1
 
 
-def test_a_statement_without_a_name_is_a_verifier_error(tmp_path: Path, log: Path) -> None:
+def test_a_statement_without_a_name_is_ill_typed(tmp_path: Path, log: Path) -> None:
     with make(tmp_path) as verifier:
         (result,) = verifier.verify([job("e", ("example : 1 = 1 := by", "  rfl"))])
-    assert result.verdict is Verdict.VERIFIER_ERROR and "no named theorem" in result.detail
+    assert result.verdict is Verdict.ILL_TYPED and "no named theorem" in result.detail

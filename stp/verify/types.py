@@ -21,6 +21,7 @@ class Verdict(enum.Enum):
     # on the machine's load): like a timeout, no verdict about the proof.
     RESOURCE_LIMIT = "resource_limit"
     VERIFIER_ERROR = "verifier_error"  # the checker crashed or misbehaved
+    ILL_TYPED = "ill_typed"  # the statement itself does not parse or elaborate: no proof ran
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ REPL, Isabelle's server): what every check does around the assistant-specific pa
 
 1. the preamble (``admit``): the backend's screen of the proof text, the names the proof may
    not cite (``VerifyJob.forbidden_names``), and the name of the theorem the statement
-   declares, which the checks after the proof refer to. A proof refused here reaches no
-   process. The Rocq backend runs the same preamble in its own worker.
+   declares, which the checks after the proof refer to (``ill_typed`` when it declares
+   none). A proof refused here reaches no process. The Rocq backend runs the same preamble in its own worker.
 2. the header, with a cache shared by the verifier's workers: a header that does not check
    (``HeaderError``) fails every job under it, and is run once.
 3. the job, on the process the header left, retried on a fresh process when that process
@@ -137,7 +137,7 @@ def admit(job: VerifyJob, language: FormalLanguage, screen: Screen | None = None
     name = language.theorem_name(job.formal_statement)
     if name is None:
         raise Judged(
-            Verdict.VERIFIER_ERROR,
+            Verdict.ILL_TYPED,
             f"statement declares no named theorem: {job.formal_statement[:60]!r}",
         )
     return name
