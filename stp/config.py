@@ -361,9 +361,9 @@ class TrainingConfig:
         "auto",
         "Dtype of the saved weights. auto: bfloat16 when mixed_precision is bf16 (a 7B model's "
         "weights are 13.8 GB instead of 27.6 GB for every vLLM engine to read each round), "
-        "else float32 (the tiny CPU model trains in float32 and its small updates would be "
-        "lost to bfloat16 rounding). ZeRO-3 gathers 16-bit weights to save them, so float32 "
-        "there only widens them.",
+        "else float32 (on a CPU bfloat16 buys nothing: the tiny model is a few MB and is "
+        "sampled and trained in float32, and rounding only adds noise). ZeRO-3 gathers 16-bit "
+        "weights to save them, so float32 there only widens them.",
     )
     launcher: Literal["inline", "accelerate"] = _field(
         "inline",

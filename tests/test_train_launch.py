@@ -151,6 +151,42 @@ def test_a_model_trained_by_hand_with_the_rounds_inputs_is_kept_by_the_round(
     assert_same_weights(out, kept, atol=0.0)
 
 
+class Killed(Exception):
+    pass
+
+
+def kill_after_step_1(step: int, total: int) -> None:
+    if step == 1:
+        raise Killed
+
+
+def test_a_killed_train_stage_resumes_and_a_partial_run_of_other_inputs_is_dropped(
+    tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = dataclasses.replace(TWO_SGD_STEPS, save_every_steps=1)
+    r = make_round(tmp_path, tiny_model, settings)
+    out, examples, seed = r.path(MODEL_DIR), r.path(TRAIN_FILE), r.seed("train")
+    straight = train(str(tiny_model), examples, tmp_path / "straight", settings, seed=seed)
+
+    for other_seed, dropped in ((seed, False), (seed + 1, True)):
+        with pytest.raises(Killed):  # the stage's training, killed after its first step
+            train(
+                str(tiny_model),
+                examples,
+                out,
+                settings,
+                seed=other_seed,
+                progress=kill_after_step_1,
+            )
+        assert (partial_dir(out) / "checkpoints").is_dir() and not out.exists()
+        capsys.readouterr()
+        run_train_stage(r)
+        assert (f"removed {partial_dir(out)}" in capsys.readouterr().out) is dropped
+        assert_same_weights(out, straight, atol=0.0)
+        shutil.rmtree(out)
+        (r.directory / "train.done.json").unlink()
+
+
 def test_the_job_command_carries_every_setting_the_model_depends_on(tmp_path: Path) -> None:
     settings = dataclasses.replace(
         TrainingConfig(),
