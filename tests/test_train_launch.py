@@ -7,8 +7,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -251,31 +254,45 @@ def test_bfloat16_saves_are_the_float32_weights_rounded(tiny_model: Path, tmp_pa
         assert handle.get_tensor(next(iter(handle.keys()))).dtype == torch.float32
 
 
-def test_a_failed_job_is_reported_and_an_interrupted_one_stopped_with_its_workers(
-    tmp_path: Path,
-) -> None:
+def test_a_failed_job_is_reported() -> None:
     with pytest.raises(TrainingJobFailed, match="exited with status 3"):
         training.run_job(["python3", "-c", "raise SystemExit(3)"])
-    # A launcher that, like torchrun, starts its worker in a session of its own and stops it
-    # on SIGTERM: stopping the job stops both.
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["interrupted", "killed"])
+def test_the_job_and_its_workers_stop_with_the_round(tmp_path: Path, how: signal.Signals) -> None:
+    """A round running a job is interrupted (Ctrl-C: it stops the job) or killed outright (the
+    job's launcher gets SIGTERM from the kernel). The launcher, like torchrun, runs its worker
+    in a session of its own and stops it on SIGTERM: nothing is left either way."""
     pids = tmp_path / "pids"
     launcher = (
         "import os, signal, subprocess, sys, time\n"
         "worker = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
         " start_new_session=True)\n"
-        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{worker.pid}}')\n"
         "signal.signal(signal.SIGTERM, lambda *_: (worker.terminate(), sys.exit(0)))\n"
+        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{worker.pid}} ')\n"
         "time.sleep(600)\n"
     )
-    job = subprocess.Popen(["python3", "-c", launcher], start_new_session=True)
-    deadline = time.monotonic() + 30
+    round_process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from stp.selfplay.training import run_job; run_job(sys.argv[1:])",
+            "python3",
+            "-c",
+            launcher,
+        ],
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    deadline = time.monotonic() + 60
     while not pids.exists() or len(pids.read_text().split()) < 2:
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline and round_process.poll() is None
         time.sleep(0.05)
     started = [int(pid) for pid in pids.read_text().split()]
-    training.stop_job(job)
-    assert job.returncode == 0  # it stopped on SIGTERM, before the SIGKILL
-    deadline = time.monotonic() + 10
+    round_process.send_signal(how)
+    assert round_process.wait(timeout=60) != 0
+    deadline = time.monotonic() + 30
     while any(map(alive, started)):
         assert time.monotonic() < deadline, [pid for pid in started if alive(pid)]
         time.sleep(0.05)

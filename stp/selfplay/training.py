@@ -12,6 +12,7 @@ of the same run are kept, so a killed job resumes from them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shlex
 import shutil
@@ -33,6 +34,7 @@ from stp.verify.process import kill_group
 # How long a launcher stopped with SIGTERM may take to stop its workers (torchrun gives them
 # 30 s, then SIGKILL) before its process group is killed.
 STOP_GRACE_S = 60.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def apply_torch_threads(config: STPConfig) -> None:
@@ -147,11 +149,18 @@ def job_command(
 def run_job(command: list[str]) -> None:
     """Run the training job in its own process group, its output on this one's; on any
     interruption stop it with SIGTERM (torchrun and DeepSpeed's launcher then stop their
-    workers, which run in sessions of their own) and kill what is left of its group."""
+    workers, which run in sessions of their own) and kill what is left of its group. The
+    job's launcher also gets SIGTERM when this process dies without that chance (SIGTERM,
+    SIGKILL), so no job outlives its round to race the next one."""
     # The job imports the stp this process runs, also from a source checkout.
     source = str(Path(stp.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH")) if p)
-    job = subprocess.Popen(command, start_new_session=True, env={**os.environ, "PYTHONPATH": path})
+    job = subprocess.Popen(
+        command,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": path},
+        preexec_fn=_stop_with_parent(),
+    )
     try:
         code = job.wait()
     except BaseException:
@@ -162,6 +171,22 @@ def run_job(command: list[str]) -> None:
             f"the training job exited with status {code} (its output is above); "
             "once the cause is fixed, the next `stp round` resumes it from its last checkpoint"
         )
+
+
+def _stop_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to send the child SIGTERM when this process dies
+    (``PR_SET_PDEATHSIG``); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    parent = os.getpid()
+
+    def apply() -> None:  # runs in the child between fork and exec
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return apply
 
 
 def stop_job(job: subprocess.Popen[bytes]) -> None:
