@@ -68,13 +68,22 @@ def train_model(
         return _train_here(base, examples, out, settings, seed)
     command = job_command(base, examples, out, settings, seed)
     log(f"  train: {shlex.join(command)}")
+    _release_cached_gpu_memory()
     run_job(command)
     if not is_finished(out, expected):
         raise TrainingJobFailed(
-            f"the training job ended without writing the model of these inputs to {out} "
-            f"(its training.json says what it trained: {processes} processes expected)"
+            f"the training job finished, but {out} does not hold the model of these inputs "
+            f"({processes} processes, seed {seed}): compare its training.json with the config"
         )
     return out
+
+
+def _release_cached_gpu_memory() -> None:
+    """Give the job the GPU memory this process's allocator still caches (the select stage's
+    embedding model ran here)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _train_here(base: str, examples: Path, out: Path, settings: TrainingConfig, seed: int) -> Path:
