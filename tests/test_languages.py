@@ -52,6 +52,21 @@ def test_parse_lean_proof_strips_restated_statement():
     assert LEAN.parse_proof(f"{stmt}\n  norm_num\n```\n", stmt) == "  norm_num"
 
 
+@pytest.mark.parametrize("lang", [ROCQ, LEAN])
+@pytest.mark.parametrize(
+    "proof", ["intros. lia.", "  norm_num\n  simp", "  induction n\n  all_goals simp"]
+)
+def test_a_training_target_parses_back_to_its_proof(lang, proof):
+    # the model learns to write exactly what the verifier will check, indentation included
+    assert lang.parse_proof(lang.prover_completion(f"\n{proof}\n")) == proof
+
+
+def test_a_lean_training_target_keeps_the_tactic_block_indented():
+    stmt = "theorem t : 1 + 1 = 2 := by"
+    file = LEAN.prover_prompt("", stmt) + LEAN.prover_completion("  norm_num")
+    assert f"{stmt}\n  norm_num\n```" in file
+
+
 def test_informal_statement_is_a_comment():
     prompt = LEAN.prover_prompt("import Mathlib\n", "theorem t : True := by", "Show -/ truth.")
     assert (

@@ -68,8 +68,11 @@ class FormalLanguage:
         )
 
     def prover_completion(self, proof: str) -> str:
-        """The training target for a proof: what the model should write after the prompt."""
-        return f"{proof.strip()}{self.proof_close}\n{FENCE}"
+        """The training target for a proof: what the model should write after the prompt.
+        Only blank lines are trimmed: a Lean tactic block's indentation is syntax (a tactic
+        at column 0 after ``by`` ends the declaration)."""
+        body = proof.strip("\n").rstrip()
+        return f"{body}{self.proof_close}\n{FENCE}"
 
     def parse_proof(self, completion: str, formal_statement: str | None = None) -> str:
         """The proof inside a sampled completion: cut at the closing fence; drop the proof
