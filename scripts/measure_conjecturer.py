@@ -2,17 +2,18 @@
 
 Bootstraps the run the config names (corpus, base model, initial fine-tune: each skipped when
 already done, exactly as ``stp round`` does), draws seeds from the corpus' sft proofs with the
-round's seed chooser, samples conjectures with the round's sampler and parser, and elaborates
-every parsed statement in its header with the Rocq verifier (a statement that does not
-elaborate is a ``verifier_error``; any other verdict means it is well-typed)::
+round's seed chooser, samples conjectures with the round's sampler and parser, and puts every
+parsed statement through the round's conjecture gate (``stp.selfplay.gate.screen``: elaborated
+in its header, then the trivial, restatement and vacuous checks) with the run's verifier::
 
     python scripts/measure_conjecturer.py --config configs/tiny-rocq.yaml --seeds 100
     python scripts/measure_conjecturer.py --config configs/tiny-rocq.yaml --model runs/x/model \\
         --set sampling.temperature=0.7
 
 Prints the load average (the machine is shared: compare ratios measured side by side), the
-funnel sampled -> parsed -> well-typed, the well-typed statements that are new (not a corpus
-statement) and a few examples. ``--json FILE`` also writes the figures.
+funnel sampled -> parsed -> well-typed -> past the gate, how many well-typed statements are
+new (not a corpus statement), the gate's rejections by reason and a few examples. ``--json
+FILE`` also writes the figures.
 """
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ from stp.assistants import assistant
 from stp.config import add_config_arguments, config_from_args
 from stp.prove import ModelSampler
 from stp.runs import RunLayout, model_for_round
+from stp.selfplay import gate
 from stp.selfplay.bootstrap import bootstrap, load_run_corpus
 from stp.selfplay.conjecturing import choose_seeds, known_statement_keys, sample_conjectures
+from stp.selfplay.gate import ILL_TYPED, UNCHECKED
 from stp.selfplay.history import RunHistory, key_digest
+from stp.selfplay.records import GATE_PASSED
 from stp.selfplay.selection import whitespace_key
 from stp.selfplay.training import apply_torch_threads
-from stp.verify import Verdict, VerifyJob, make_verifier
-
-# A proof that never closes a goal: the verdict only says whether the statement elaborated.
-_NO_PROOF = "idtac."
+from stp.verify import make_verifier
 
 
 def load_average() -> str:
@@ -91,12 +92,13 @@ def main() -> None:
     sample_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    jobs = [VerifyJob(c.id, c.header, c.formal_statement, _NO_PROOF) for c in conjectures]
     with make_verifier(config.verification) as verifier:
-        results = verifier.verify(jobs)
+        outcomes = gate.screen(conjectures, verifier, config.gate, config.verification.backend)
     check_s = time.perf_counter() - started
     typed = [
-        c for c, r in zip(conjectures, results, strict=True) if r.verdict != Verdict.VERIFIER_ERROR
+        c
+        for c, o in zip(conjectures, outcomes, strict=True)
+        if o.outcome not in (ILL_TYPED, UNCHECKED)
     ]
     new = [
         c
@@ -104,6 +106,8 @@ def main() -> None:
         if key_digest(whitespace_key(c.header, lang.statement_body(c.formal_statement)))
         not in known
     ]
+    passed = [c for c, o in zip(conjectures, outcomes, strict=True) if o.outcome == GATE_PASSED]
+    rejections = gate.counts(outcomes)
     sampled = counts.generated
     figures = {
         "model": model,
@@ -113,6 +117,8 @@ def main() -> None:
         "distinct": len(conjectures),
         "well_typed": len(typed),
         "well_typed_new": len(new),
+        "passed_gate": len(passed),
+        "gate": rejections,
         "well_typed_rate": len(typed) / sampled if sampled else 0.0,
         "well_typed_new_rate": len(new) / sampled if sampled else 0.0,
         "tokens": counts.tokens,
@@ -123,14 +129,17 @@ def main() -> None:
     print(
         f"{model}: {sampled} sampled, {counts.valid} parsed, {len(conjectures)} distinct, "
         f"{len(typed)} well-typed ({100 * figures['well_typed_rate']:.1f}%), "
-        f"{len(new)} of them new ({100 * figures['well_typed_new_rate']:.1f}%); "
+        f"{len(new)} of them new ({100 * figures['well_typed_new_rate']:.1f}%), "
+        f"{len(passed)} past the gate; gate: {rejections}; "
         f"sampling {sample_s:.0f} s, checking {check_s:.0f} s, load {figures['load_average']}"
     )
     for c in new[: args.examples]:
         print(f"  well-typed: {lang.statement_body(c.formal_statement)}")
-    ill_typed = [(c, r) for c, r in zip(conjectures, results, strict=True) if c not in typed]
-    for c, r in ill_typed[: args.examples]:
-        print(f"  ill-typed: {lang.statement_body(c.formal_statement)[:100]!r}: {r.detail[:100]}")
+    for c, o in list(zip(conjectures, outcomes, strict=True))[: args.examples]:
+        if o.outcome == ILL_TYPED:
+            print(
+                f"  ill-typed: {lang.statement_body(c.formal_statement)[:100]!r}: {o.detail[:90]}"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

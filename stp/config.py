@@ -174,6 +174,11 @@ class VerificationConfig:
     jobs_per_worker: int = _field(
         500, "Retire and restart a worker after this many jobs (memory grows with use)."
     )
+    resource_retries: int = _field(
+        2,
+        "Times a job whose checker ran out of memory or threads runs again on a fresh process "
+        "before it is `resource_limit` (lean and isabelle backends); a crash is retried once.",
+    )
     header_timeout_s: float = _field(
         120.0,
         "Wall-clock limit for a worker to load one header (imports), in seconds (Lean's "
@@ -193,11 +198,19 @@ class VerificationConfig:
         "Mathlib and the REPL (scripts/setup_lean.sh installs them). A repl_cmd other than "
         "lake needs none: where the default folder is missing, it runs in the current directory.",
     )
+    lean_lake_path: str = _field(
+        "",
+        "Absolute path of Lean's `lake` (lean backend; `~` allowed). '' looks on PATH, then in "
+        "$ELAN_HOME/bin and ~/.elan/bin, where elan installs it: verifier workers started over "
+        "ssh or by a Ray raylet often run without elan's PATH. A repl_cmd starting with `lake` "
+        "and the second check run the lake found.",
+    )
     lean_kernel_check: Literal["auto", "on", "off"] = _field(
         "auto",
         "Check every proof the Lean REPL accepts a second time, outside it: compiled by `lean` in "
         "a fresh process, then replayed through the kernel by lean_project's stp_check and "
-        "compared with the statement (lean backend). auto: on wherever `lake` is on PATH.",
+        "compared with the statement (lean backend). auto: on wherever lake is found "
+        "(lean_lake_path).",
     )
     lean_run_as: str = _field(
         "",
@@ -250,6 +263,16 @@ class VerificationConfig:
             raise ConfigError(
                 f"verification.jobs_per_worker: must be >= 1, got {self.jobs_per_worker}"
             )
+        if self.resource_retries < 0:
+            raise ConfigError(
+                f"verification.resource_retries: must be >= 0, got {self.resource_retries}"
+            )
+        lake = Path(self.lean_lake_path).expanduser()
+        if self.lean_lake_path and not lake.is_absolute():
+            raise ConfigError(
+                "verification.lean_lake_path: must be an absolute path (the workers of a Ray "
+                f"cluster do not share this working directory), got {self.lean_lake_path!r}"
+            )
         if self.ray_chunk_size < 1:
             raise ConfigError(
                 f"verification.ray_chunk_size: must be >= 1, got {self.ray_chunk_size}"
@@ -273,7 +296,9 @@ class SelectionConfig:
     conjectures_per_seed: int = _field(
         1, "Conjecturer samples drawn per seed (before parsing and dedup)."
     )
-    max_conjectures: int = _field(2000, "Most new conjectures kept per round (after dedup).")
+    max_conjectures: int = _field(
+        2000, "Most new conjectures proved per round (after dedup and the conjecture gate)."
+    )
     proofs_per_statement: int = _field(32, "Proof attempts per target in each round.")
     proofs_per_statement_round0: int = _field(64, "Proof attempts per target in round 0.")
     resample_pass_rate_max: float = _field(
@@ -337,6 +362,57 @@ class SelectionConfig:
 
 
 @dataclass
+class GateConfig:
+    """The conjecture gate (the round's ``gate`` stage): each new conjecture is elaborated once,
+    and rejected when it is ill-typed, trivial (closed by a short automation list), a
+    restatement (the seed theorem or the given lemma, as a hypothesis, closes it directly) or
+    vacuous (its hypotheses are contradictory, shown by a cheap tactic). Only what passes gets
+    proof attempts. Tactic lists are per proof assistant; every check runs through the verifier."""
+
+    enabled: bool = _field(True, "Run the gate; false sends every new conjecture to the prover.")
+    timeout_s: float = _field(
+        2.0, "Seconds one gate check may take (the gate is cheap: no proof search beyond this)."
+    )
+    rocq_trivial_tactics: list[str] = _field(
+        ["reflexivity.", "intros; reflexivity.", "auto.", "tauto.", "intros; congruence."],
+        "Rocq: a conjecture one of these proves is trivial.",
+    )
+    rocq_restatement_tactics: list[str] = _field(
+        ["exact stp_given.", "intros; apply stp_given.", "intros; apply stp_given; assumption."],
+        "Rocq: a conjecture one of these proves with the seed theorem (or the given lemma) as "
+        "hypothesis stp_given is a restatement.",
+    )
+    rocq_vacuous_tactics: list[str] = _field(
+        ["intros; exfalso; auto.", "intros; exfalso; congruence.", "intros; exfalso; lia."],
+        "Rocq: a conjecture one of these proves has contradictory hypotheses (vacuous); lia "
+        "works where the header loads Lia.",
+    )
+    lean_trivial_tactics: list[str] = _field(
+        ["rfl", "norm_num", "simp", "decide", "omega", "aesop"],
+        "Lean: a conjecture one of these proves is trivial.",
+    )
+    lean_restatement_tactics: list[str] = _field(
+        ["exact stp_given", "apply stp_given <;> assumption"],
+        "Lean: a conjecture one of these proves with the seed theorem (or the given lemma) as "
+        "hypothesis stp_given is a restatement.",
+    )
+    lean_vacuous_tactics: list[str] = _field(
+        ["intros; exfalso; simp_all", "intros; exfalso; omega"],
+        "Lean: a conjecture one of these proves has contradictory hypotheses (vacuous).",
+    )
+
+    def validate(self) -> None:
+        if self.timeout_s <= 0:
+            raise ConfigError(f"gate.timeout_s: must be > 0, got {self.timeout_s}")
+
+    def tactics(self, assistant: str, check: str) -> list[str]:
+        """The ``check`` list (trivial, restatement, vacuous) of ``assistant``; empty for an
+        assistant the gate has no lists for."""
+        value: list[str] = getattr(self, f"{assistant}_{check}_tactics", [])
+        return value
+
+
+@dataclass
 class TrainingConfig:
     """Weighted fine-tuning (expert iteration step), run through accelerate."""
 
@@ -357,6 +433,43 @@ class TrainingConfig:
     gradient_checkpointing: bool = _field(
         False, "Recompute activations in the backward pass: less memory, ~30% slower (7B models)."
     )
+    save_dtype: Literal["auto", "float32", "bfloat16"] = _field(
+        "auto",
+        "Dtype of the saved weights. auto: bfloat16 when mixed_precision is bf16 (a 7B model's "
+        "weights are 13.8 GB instead of 27.6 GB for every vLLM engine to read each round), "
+        "else float32 (on a CPU bfloat16 buys nothing: the tiny model is a few MB and is "
+        "sampled and trained in float32, and rounding only adds noise). ZeRO-3 gathers 16-bit "
+        "weights to save them, so float32 there only widens them.",
+    )
+    launcher: Literal["inline", "accelerate"] = _field(
+        "inline",
+        "How a run's train stages (initial fine-tune, each round's, final re-training) train. "
+        "inline: in the stp process itself, on one device. accelerate: as a job of its own, "
+        "`accelerate launch --config_file <accelerate_config> -m stp train ...`, in its own "
+        "process group; DDP, ZeRO-3 or FSDP over the GPUs of one node or several (README, "
+        "Cluster). The job writes the stage's model folder, and the round goes on with it.",
+    )
+    accelerate_config: str = _field(
+        "configs/accelerate/deepspeed_zero3.yaml",
+        "accelerate launch config for launcher=accelerate (configs/accelerate/: single_gpu, "
+        "multi_gpu (DDP), deepspeed_zero3, fsdp, cpu_ddp; multi_node for several nodes).",
+    )
+    num_processes: int | None = _field(
+        None,
+        "launcher=accelerate: processes of the job, over all nodes (null: the accelerate "
+        "config's num_processes). Each optimizer step takes batch_size x num_processes x "
+        "gradient_accumulation_steps examples.",
+    )
+    launch_prefix: list[str] = _field(
+        [],
+        "launcher=accelerate: a command the accelerate launch line runs under, e.g. "
+        "[srun, --nodes=2, --ntasks-per-node=1] to start it once on every node.",
+    )
+    accelerate_args: list[str] = _field(
+        [],
+        "launcher=accelerate: more `accelerate launch` arguments, e.g. [--main_process_ip, "
+        "node001] for several nodes (set processes with num_processes, not here).",
+    )
 
     def validate(self) -> None:
         if self.learning_rate <= 0:
@@ -375,6 +488,23 @@ class TrainingConfig:
             raise ConfigError(f"training.warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
         if self.max_grad_norm < 0:
             raise ConfigError(f"training.max_grad_norm: must be >= 0, got {self.max_grad_norm}")
+        if self.num_processes is not None and self.num_processes < 1:
+            raise ConfigError(f"training.num_processes: must be >= 1, got {self.num_processes}")
+
+    def result_settings(self) -> dict[str, Any]:
+        """The settings the trained model depends on: all but how the job is launched."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in LAUNCH_FIELDS}
+
+
+# How a training job is started, not what it computes (the process count is recorded with
+# the model separately: it sets how many examples each optimizer step takes).
+LAUNCH_FIELDS = (
+    "launcher",
+    "accelerate_config",
+    "num_processes",
+    "launch_prefix",
+    "accelerate_args",
+)
 
 
 @dataclass
@@ -397,12 +527,35 @@ class EvaluationConfig:
     model: str | None = _field(
         None,
         "Model to evaluate: a local folder or a hub id; null means the run's newest model "
-        "(the last round's, else the initial fine-tune's, else run.base_model).",
+        "(the last round's, else the initial fine-tune's, else run.base_model); `automation`: "
+        "the automation baseline (<assistant>_automation_tactics, one attempt each).",
     )
     output: str | None = _field(
         None,
         "Folder for attempts and report; null means "
         "<run.output_dir>/<run.name>/eval/<model>/<benchmark>-<split>-<prover>.",
+    )
+    rocq_automation_tactics: list[str] = _field(
+        [
+            "auto.",
+            "intros; auto.",
+            "intuition.",
+            "firstorder.",
+            "tauto.",
+            "intros; subst; auto.",
+            "intros; congruence.",
+            "intros; split; intros; auto.",
+        ],
+        "Rocq: the automation baseline's proofs (`stp eval --model automation`), one attempt "
+        "each: the no-learning floor a model must beat.",
+    )
+    lean_automation_tactics: list[str] = _field(
+        ["rfl", "norm_num", "simp", "decide", "omega", "aesop", "linarith", "nlinarith"],
+        "Lean: the automation baseline's tactics, one attempt each.",
+    )
+    isabelle_automation_tactics: list[str] = _field(
+        ["by auto", "by simp", "by blast", "by force", "by fastforce", "by arith", "by presburger"],
+        "Isabelle: the automation baseline's proofs, one attempt each.",
     )
     batch_problems: int = _field(
         16,
@@ -476,6 +629,7 @@ class STPConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tiny_model: TinyModelConfig = field(default_factory=TinyModelConfig)

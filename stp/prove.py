@@ -18,7 +18,7 @@ from typing import Self
 
 from stp.config import SamplingConfig
 from stp.data.benchmarks import Statement
-from stp.languages import FENCE, FormalLanguage
+from stp.languages.base import FENCE, FormalLanguage
 from stp.models.sampler import Completion, Sampler
 from stp.verify.types import VerifyJob
 

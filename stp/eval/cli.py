@@ -6,6 +6,7 @@
     stp eval --model deepseek-ai/DeepSeek-Prover-V1.5-SFT --benchmark minif2f --split test \\
         --prover lean --samples 3200 --k 1,32,128,3200 --set sampling.backend=vllm
     stp eval --benchmark artifacts/rocq-corpus/heldout.jsonl --prover rocq  # a JSONL file
+    stp eval --config configs/tiny-rocq.yaml --model automation  # the no-learning floor
     stp eval compare runs/a/eval/.../minif2f-test-lean runs/b/eval/.../minif2f-test-lean
 
 The short flags set config fields (``--samples`` is ``evaluation.samples``, ``--prover`` is
@@ -25,6 +26,7 @@ from stp.errors import MissingInput
 from stp.eval.passk import ESTIMATOR_LABELS
 from stp.eval.report import REPORT_MD, compare_markdown, load_report, write_report
 from stp.eval.runner import default_output_dir, evaluate, load_benchmark_for_eval
+from stp.models.automation import AUTOMATION, automation_prover
 from stp.models.sampler import Sampler
 from stp.runs import current_model
 from stp.verify.local import check_installed
@@ -34,7 +36,8 @@ from stp.verify.types import Verifier
 SHORT_FLAGS: dict[str, tuple[str, str]] = {
     "model": (
         "evaluation.model",
-        "Model to evaluate: local folder or hub id (default: the run's newest model).",
+        "Model to evaluate: local folder or hub id (default: the run's newest model); "
+        "`automation`: the automation baseline.",
     ),
     "benchmark": ("evaluation.benchmark", "Bundled benchmark name or a JSONL file path."),
     "split": ("evaluation.split", "Benchmark split (valid, test, ...)."),
@@ -62,6 +65,9 @@ def _run(args: argparse.Namespace) -> int:
     evaluation = config.evaluation
     prover = config.verification.backend
     model = evaluation.model or current_model(config)
+    baseline = None
+    if model == AUTOMATION:  # the automation baseline: one attempt per listed tactic
+        model, baseline = automation_prover(config)
     benchmark = load_benchmark_for_eval(
         evaluation.benchmark, evaluation.split, prover, evaluation.limit
     )
@@ -77,6 +83,8 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     def make_model_sampler() -> Sampler:
+        if baseline is not None:
+            return baseline
         from stp.models import make_sampler  # loads torch: only when something is sampled
 
         try:

@@ -35,7 +35,8 @@ from stp.config import STPConfig
 from stp.data.benchmarks import BENCHMARKS, Statement, load_benchmark
 from stp.data.benchmarks import load_statements as load_statement_file
 from stp.errors import DataError, EvaluationMismatch, MissingInput
-from stp.languages import FormalLanguage, language
+from stp.languages import language
+from stp.languages.base import FormalLanguage
 from stp.models.sampler import Sampler
 from stp.prove import ModelSampler, Problem
 from stp.verify.types import Verdict, Verifier

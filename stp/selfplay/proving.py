@@ -17,7 +17,7 @@ from pathlib import Path
 
 from stp.artifacts import chunk_done, chunk_path, read_jsonl, write_chunk
 from stp.config import STPConfig
-from stp.languages import FormalLanguage
+from stp.languages.base import FormalLanguage
 from stp.prove import ModelSampler, Progress
 from stp.selfplay.history import RunHistory
 from stp.selfplay.records import Attempt, Conjecture, Target, VerifiedAttempt, iter_records

@@ -3,7 +3,8 @@ JSONL rows.
 
     Target ── prover prompt ──> Attempt ── proof assistant ──> VerifiedAttempt
       ^                                                              │
-    Seed ── conjecturer ──> Conjecture                 StatementStats, TrainingExample
+    Seed ── conjecturer ──> Conjecture ── gate ──> GateOutcome
+                                                       StatementStats, TrainingExample
 
 A stage reads its inputs as records (``read_records``) and writes its outputs as records
 (``write_records``); nothing else spells out a row's fields. The row formats are those of
@@ -19,16 +20,18 @@ from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
 from stp.artifacts import atomic_write_jsonl, read_jsonl
-from stp.languages import FormalLanguage
+from stp.languages.base import FormalLanguage
 from stp.prove import Problem
 
 DATASET = "dataset"
 CONJECTURE = "conjecture"
+GATE_PASSED = "passed"  # a GateOutcome's outcome when the conjecture gets proof attempts
 
 # The files of a round folder (runs/<name>/round_NNN/) and the records they hold; which stage
 # writes each is declared in stp.selfplay.round.STAGES.
 SEEDS_FILE = "seeds.jsonl"  # Seed
 CONJECTURES_FILE = "conjectures.jsonl"  # Conjecture
+GATE_FILE = "gate.jsonl"  # GateOutcome, one per conjecture
 TARGETS_FILE = "targets.jsonl"  # Target
 ATTEMPTS_DIR = "attempts"  # chunks of Attempt
 VERIFIED_DIR = "verified"  # chunks of VerifiedAttempt
@@ -133,6 +136,21 @@ class Conjecture(_Plain):
         return lang.conjecturer_prompt(
             self.header, self.seed_statement, self.seed_proof, self.lemma_text
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GateOutcome(_Plain):
+    """What the conjecture gate said about one conjecture: ``passed`` (it gets proof
+    attempts) or why not (``stp.selfplay.gate.REJECTIONS``), with the check that decided."""
+
+    conjecture: str
+    outcome: str
+    check: str  # the tactic (and given) that closed it, or the elaboration probe
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == GATE_PASSED
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ verdict is read from trusted prompts alone, never from text the proof could have
 
 1. once per statement: ``BackTo <post-header state>. Definition stp_stmt_N : Type :=
    (<statement as one type>). Module Cand_N. <statement> Proof.``; the trusted prompt must
-   show the theorem's proof open (else the statement does not elaborate: ``verifier_error``).
+   show the theorem's proof open (else the statement does not elaborate: ``ill_typed``).
 2. each sentence in its own exchange: it went through if and only if the state changed. The
    first that fails makes the proof ``failed``, as ``coqc`` would stop there. A proof whose
    output runs past ``_OUTPUT_LIMIT`` bytes is ``failed``: nothing of it is read.
@@ -71,11 +71,12 @@ from pathlib import Path
 
 from stp.config import VerificationConfig
 from stp.errors import VerifierUnavailableError
-from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
+from stp.languages.rocq import ROCQ, THEOREM_HEAD, rocq_sentences, rocq_strip_comments
 from stp.verify.pool import PoolVerifier, default_workers
 from stp.verify.process import kill_group, run_bounded, spawn
-from stp.verify.rocq_proof import ProofRejected, ProofSentence, proof_sentences, single_sentence
+from stp.verify.rocq_proof import ProofSentence, proof_sentences, single_sentence
 from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
+from stp.verify.worker import Judged, admit
 
 BACKEND = "rocq"
 INSTALL_HINT = "install Rocq/Coq with `apt-get install -y coq` (or set verification.coqtop)"
@@ -115,9 +116,7 @@ _PROMPT_STATE = re.compile(r"^\S+ < (\d+) \|([^|]*)\| \d+ < $")  # state, open p
 _TAG = re.compile(r"</?(?:infomsg|warning)>")
 _INFOMSG = re.compile(r"<infomsg>.*?</infomsg>", re.S)
 _LOCATION = re.compile(r"Toplevel input, characters (\d+)-(\d+):")
-_STATEMENT = re.compile(
-    r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Example)\s+([A-Za-z_][\w']*)"
-)
+_STATEMENT = re.compile(rf"^\s*{THEOREM_HEAD}")
 # coqtop survives a stack overflow (a failed proof, as coqc says) but not running out of memory.
 _OUT_OF_MEMORY = "Out of memory"
 
@@ -153,7 +152,9 @@ def parse_statement(formal_statement: str) -> ParsedStatement:
             depth -= 1
         elif c == ":" and depth == 0 and rest[i + 1 : i + 2] not in (":", "="):
             binders, body = rest[:i].strip(), rest[i + 1 :].strip()
-            return ParsedStatement(match.group(1), f"forall {binders}, {body}" if binders else body)
+            return ParsedStatement(
+                match.group("name"), f"forall {binders}, {body}" if binders else body
+            )
     raise ValueError(f"no ':' before the statement's type: {text[:80]!r}")
 
 
@@ -413,20 +414,16 @@ class RocqWorker:
         self._retry = self._died_in_proof = False
         checking = Checking(job, BACKEND, self._version)
         try:
-            sentences = proof_sentences(job.proof)
-        except ProofRejected as rejected:
-            return checking.result(rejected.verdict, rejected.detail)
-        cited = ROCQ.cited(job.proof, job.forbidden_names)
-        if cited is not None:
-            detail = f"the proof cites {cited}, the target's own library copy"
-            return checking.result(Verdict.UNSOUND, detail)
-        try:
+            sentences = proof_sentences(job.proof)  # the screen
+            admit(job, ROCQ)
             statement = parse_statement(job.formal_statement)
+        except Judged as judged:
+            return checking.result(judged.verdict, judged.detail)
         except ValueError as exc:
-            return checking.result(Verdict.VERIFIER_ERROR, detail=str(exc))
+            return checking.result(Verdict.ILL_TYPED, detail=str(exc))
         if not single_sentence(job.formal_statement):
             detail = "the statement is not exactly one sentence (or holds unusual characters)"
-            return checking.result(Verdict.VERIFIER_ERROR, detail=detail)
+            return checking.result(Verdict.ILL_TYPED, detail=detail)
         try:
             self._load_header(job.header)
         except (_Timeout, _Crashed) as exc:
@@ -443,7 +440,7 @@ class RocqWorker:
         try:
             if not self._enter_statement(job, statement):
                 return checking.result(
-                    Verdict.VERIFIER_ERROR,
+                    Verdict.ILL_TYPED,
                     detail=f"the statement does not elaborate: {self._statement_error}",
                 )
             result = self._run_job(job, sentences, statement, checking)
