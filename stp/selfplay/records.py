@@ -5,6 +5,9 @@ JSONL rows.
       ^                                                              │
     Seed ── conjecturer ──> Conjecture                 StatementStats, TrainingExample
 
+``Attempt`` and ``VerifiedAttempt`` are the records of the proving pipeline the rounds share
+with ``stp eval`` (``stp.prove``); the others are the round's own.
+
 A stage reads its inputs as records (``read_records``) and writes its outputs as records
 (``write_records``); nothing else spells out a row's fields. The row formats are those of
 every earlier version, so earlier run folders stay readable.
@@ -30,8 +33,7 @@ CONJECTURE = "conjecture"
 SEEDS_FILE = "seeds.jsonl"  # Seed
 CONJECTURES_FILE = "conjectures.jsonl"  # Conjecture
 TARGETS_FILE = "targets.jsonl"  # Target
-ATTEMPTS_DIR = "attempts"  # chunks of Attempt
-VERIFIED_DIR = "verified"  # chunks of VerifiedAttempt
+# attempts/, verified/: the chunks of Attempt and VerifiedAttempt (stp.prove)
 STATS_FILE = "stats.jsonl"  # StatementStats
 PROVER_FILE = "prover.jsonl"  # TrainingExample, with its target
 CONJECTURER_FILE = "conjecturer.jsonl"  # TrainingExample, with its target
@@ -133,26 +135,6 @@ class Conjecture(_Plain):
         return lang.conjecturer_prompt(
             self.header, self.seed_statement, self.seed_proof, self.lemma_text
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt(_Plain):
-    """One sampled proof of a target."""
-
-    target: str
-    proof: str
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class VerifiedAttempt(_Plain):
-    """One distinct proof of a target, how often it was sampled, and its verdict."""
-
-    target: str
-    proof: str
-    count: int
-    verdict: str  # a stp.verify.Verdict value
-    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
