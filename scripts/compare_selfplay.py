@@ -37,7 +37,7 @@ def evaluate_model(config: STPConfig, model: str, out_dir: Path) -> dict[str, An
     """pass@k of ``model`` on ``config.evaluation``'s benchmark (resumable folder)."""
     from stp.eval.report import write_report
     from stp.eval.runner import evaluate, load_benchmark_for_eval
-    from stp.models import make_sampler
+    from stp.prove import load_sampler
     from stp.verify import make_verifier
 
     e = config.evaluation
@@ -47,7 +47,7 @@ def evaluate_model(config: STPConfig, model: str, out_dir: Path) -> dict[str, An
         model,
         benchmark,
         out_dir,
-        sampler_factory=lambda: make_sampler(model, config.sampling),
+        sampler_factory=lambda: load_sampler(model, config.sampling),
         verifier_factory=lambda: make_verifier(config.verification),
         log=lambda line: print(f"    {line}", flush=True),
     )

@@ -44,6 +44,7 @@ from stp.artifacts import (
 )
 from stp.config import SamplingConfig
 from stp.data.benchmarks import Statement
+from stp.errors import MissingInput
 from stp.languages import FENCE, FormalLanguage
 from stp.models.sampler import Completion, Sampler
 from stp.verify.types import Verifier, VerifyJob
@@ -88,6 +89,21 @@ class Problem:
         )
 
 
+def load_sampler(model: str, settings: SamplingConfig) -> Sampler:
+    """The sampler of ``settings.backend`` over ``model`` (a local folder or a hub id); a
+    model that cannot be loaded is a one-line user error."""
+    from stp.models import make_sampler  # loads torch: only when something is sampled
+
+    try:
+        return make_sampler(model, settings)
+    except OSError as exc:  # transformers: no such folder, hub id unknown or offline
+        reason = str(exc).strip().splitlines()[0]
+        raise MissingInput(
+            f"cannot load model {model!r} ({reason}); give a local model folder "
+            "(`stp model init`, or a round's model) or a hub id reachable from here"
+        ) from exc
+
+
 class ModelSampler:
     """``sampler_factory()`` built once, on first use, and called with ``settings``."""
 
@@ -98,12 +114,7 @@ class ModelSampler:
 
     @classmethod
     def of_model(cls, model: str, settings: SamplingConfig) -> ModelSampler:
-        def build() -> Sampler:
-            from stp.models import make_sampler  # loads torch: only when something is sampled
-
-            return make_sampler(model, settings)
-
-        return cls(build, settings)
+        return cls(lambda: load_sampler(model, settings), settings)
 
     def generate(
         self, prompts: Sequence[str], n: int, seed: int, progress: Progress | None = None
@@ -203,10 +214,10 @@ def read_verified(folder: Path, chunks: Iterable[int]) -> Iterator[VerifiedAttem
 
 # ------------------------------------------------------------------------------ pipeline
 
-P = TypeVar("P", bound=Problem)
+T = TypeVar("T")
 
 
-def cut(problems: Sequence[P], size: int) -> list[list[P]]:
+def cut(problems: Sequence[T], size: int) -> list[list[T]]:
     """The chunks: ``size`` problems each, in order (the last may hold fewer)."""
     return [list(problems[i : i + size]) for i in range(0, len(problems), size)]
 
@@ -218,9 +229,9 @@ def chunk_seed(seed: int, index: int) -> int:
 
 
 def chunks_done(folder: Path, chunks: int) -> tuple[list[int], list[int]]:
-    """Which chunks are sampled, and which are checked, by their sidecars."""
+    """Which chunks are sampled, and which are sampled and checked, by their sidecars."""
     sampled = [i for i in range(chunks) if chunk_done(folder / ATTEMPTS_DIR, i)]
-    checked = [i for i in range(chunks) if chunk_done(folder / VERIFIED_DIR, i)]
+    checked = [i for i in sampled if chunk_done(folder / VERIFIED_DIR, i)]
     return sampled, checked
 
 
@@ -234,7 +245,7 @@ def count_distinct(attempts: Iterable[Attempt]) -> dict[tuple[str, str], int]:
     return counts
 
 
-def sample_chunk(
+def _sample_chunk(
     folder: Path,
     index: int,
     chunk: Sequence[Problem],
@@ -259,7 +270,7 @@ def sample_chunk(
     return time.monotonic() - started
 
 
-def check_chunk(
+def _check_chunk(
     folder: Path,
     index: int,
     chunk: Sequence[Problem],
@@ -310,7 +321,7 @@ def sample(
     for index, chunk in enumerate(chunks):
         if not chunk_done(folder / ATTEMPTS_DIR, index):
             moved = None if progress is None else _offset(progress, done_before)
-            sample_chunk(folder, index, chunk, k, sampler, lang, seed, moved)
+            _sample_chunk(folder, index, chunk, k, sampler, lang, seed, moved)
         done_before += len(chunk)
 
 
@@ -330,7 +341,7 @@ def check(
     verifier = make_verifier()
     try:
         for index in todo:
-            check_chunk(folder, index, chunks[index], verifier, progress, on_jobs)
+            _check_chunk(folder, index, chunks[index], verifier, progress, on_jobs)
     finally:
         verifier.close()  # kills every checker process (or Ray actor)
 
@@ -357,7 +368,7 @@ def prove(
             checking_index = -1
             for index, chunk in enumerate(chunks):
                 if not chunk_done(folder / ATTEMPTS_DIR, index):
-                    seconds = sample_chunk(folder, index, chunk, k, sampler, lang, seed)
+                    seconds = _sample_chunk(folder, index, chunk, k, sampler, lang, seed)
                     on_sampled(index, seconds)
                 if chunk_done(folder / VERIFIED_DIR, index):
                     continue
@@ -365,7 +376,7 @@ def prove(
                     on_checked(checking_index, *checking.result())  # raises what it raised
                 if verifier is None:
                     verifier = make_verifier()
-                checking = checker.submit(check_chunk, folder, index, chunk, verifier)
+                checking = checker.submit(_check_chunk, folder, index, chunk, verifier)
                 checking_index = index
             if checking is not None:
                 on_checked(checking_index, *checking.result())
