@@ -154,3 +154,10 @@ def test_checking_a_chunk_overlaps_sampling_the_next(tmp_path):
         tmp_path, prove.cut(PROBLEMS, 2), 1, model(Sampler(sampling)), ROCQ, lambda: checker, 0
     )
     assert calls == 3 and len(checker.jobs) == 5
+
+
+def test_verified_rows_of_earlier_round_folders_still_read():
+    row = {"target": "t", "proof": "auto.", "count": 3, "verdict": "failed", "seconds": 0.5}
+    verified = prove.VerifiedAttempt.from_dict(row)
+    assert (verified.count, verified.assistant_version, verified.detail) == (3, "", "")
+    assert prove.VerifiedAttempt.from_dict(verified.to_dict()) == verified
