@@ -193,11 +193,19 @@ class VerificationConfig:
         "Mathlib and the REPL (scripts/setup_lean.sh installs them). A repl_cmd other than "
         "lake needs none: where the default folder is missing, it runs in the current directory.",
     )
+    lean_lake_path: str = _field(
+        "",
+        "Absolute path of Lean's `lake` (lean backend; `~` allowed). '' looks on PATH, then in "
+        "$ELAN_HOME/bin and ~/.elan/bin, where elan installs it: verifier workers started over "
+        "ssh or by a Ray raylet often run without elan's PATH. A repl_cmd starting with `lake` "
+        "and the second check run the lake found.",
+    )
     lean_kernel_check: Literal["auto", "on", "off"] = _field(
         "auto",
         "Check every proof the Lean REPL accepts a second time, outside it: compiled by `lean` in "
         "a fresh process, then replayed through the kernel by lean_project's stp_check and "
-        "compared with the statement (lean backend). auto: on wherever `lake` is on PATH.",
+        "compared with the statement (lean backend). auto: on wherever lake is found "
+        "(lean_lake_path).",
     )
     lean_run_as: str = _field(
         "",
@@ -249,6 +257,12 @@ class VerificationConfig:
         if self.jobs_per_worker < 1:
             raise ConfigError(
                 f"verification.jobs_per_worker: must be >= 1, got {self.jobs_per_worker}"
+            )
+        lake = Path(self.lean_lake_path).expanduser()
+        if self.lean_lake_path and not lake.is_absolute():
+            raise ConfigError(
+                "verification.lean_lake_path: must be an absolute path (the workers of a Ray "
+                f"cluster do not share this working directory), got {self.lean_lake_path!r}"
             )
         if self.ray_chunk_size < 1:
             raise ConfigError(

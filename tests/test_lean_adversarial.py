@@ -239,3 +239,71 @@ def test_run_bounded_kills_what_runs_too_long(tmp_path: Path) -> None:
 
 def test_a_job_is_a_verify_job() -> None:
     assert isinstance(job("x", PROVED), VerifyJob)
+
+
+# ------------------------------------------------------------- known exploits of Lean 4.9
+
+# Each with what the pinned Lean 4.9 does with it: `apply?` closes the goal with a synthetic
+# sorry that no message reports (DeepSeek-Prover-V2 revised its PutnamBench count over it);
+# `native_decide` proves by compiled code, as the axiom Lean.ofReduceBool; `set_option
+# debug.skipKernelTC true in` adds the theorem without the kernel checking it.
+EXPLOITS = {
+    "apply?": "  apply?",
+    "apply? using": "  apply? using h",
+    "exact?": "  exact?",
+    "native_decide": "  native_decide",
+    "debug.skipKernelTC": "  set_option debug.skipKernelTC true in\n  exact absurd",
+    "a debug option in guillemets": "  set_option «debug».skipKernelTC true in\n  simp",
+    "an option off the allow-list": "  set_option compiler.extract_closed false in\n  decide",
+}
+
+
+@pytest.mark.parametrize("proof", EXPLOITS.values(), ids=EXPLOITS.keys())
+def test_lean_4_9_exploits_are_unsound_before_the_repl(
+    tmp_path: Path, log: Path, proof: str
+) -> None:
+    with make(tmp_path) as verifier:
+        (result,) = verifier.verify([job("exploit", ("theorem t : 1 = 2 := by", proof))])
+    assert result.verdict is Verdict.UNSOUND, result
+    word = proof.split()[0] if proof.split()[0] != "set_option" else "set_option"
+    assert word.strip("?") in result.detail
+    assert requests(log) == []
+
+
+@pytest.fixture
+def unscreened(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screen passes everything: the lines behind it must still refuse each exploit."""
+    monkeypatch.setattr("stp.verify.lean.banned_text", lambda proof: None)
+
+
+# Past the screen, as the REPL answers them (scripted by tests/fake_lean_repl.py): a clean
+# answer, and `#print axioms` naming what the exploit leans on.
+@pytest.mark.parametrize(
+    ("proof", "verdict", "detail"),
+    [
+        ("  apply? -- fake-axioms: sorryAx", Verdict.INCOMPLETE, "sorryAx"),
+        ("  exact? -- fake-axioms: sorryAx", Verdict.INCOMPLETE, "sorryAx"),
+        ("  native_decide -- fake-axioms: Lean.ofReduceBool", Verdict.UNSOUND, "ofReduceBool"),
+    ],
+    ids=["apply?", "exact?", "native_decide"],
+)
+def test_past_the_screen_the_repl_follow_up_refuses_them(
+    tmp_path: Path, log: Path, unscreened: None, proof: str, verdict: Verdict, detail: str
+) -> None:
+    with make(tmp_path, lean_kernel_check="off") as verifier:
+        (result,) = verifier.verify([job("exploit", ("theorem t : 1 = 2 := by", proof))])
+    assert (result.verdict, detail in result.detail) == (verdict, True), result
+    assert any("#print axioms" in r["request"]["cmd"] for r in requests(log))  # it got there
+
+
+def test_past_the_screen_the_kernel_replay_refuses_skip_kernel_tc(
+    tmp_path: Path, log: Path, lake: Path, unscreened: None
+) -> None:
+    # The REPL accepts a theorem the kernel never saw, and `#print axioms` is clean: only the
+    # replay through the kernel in another process (line 4) can refuse it.
+    proof = "  set_option debug.skipKernelTC true in\n  exact absurd -- FAKE_KERNEL_REJECTS"
+    with make(tmp_path) as verifier:
+        (result,) = verifier.verify([job("exploit", ("theorem t : 1 = 2 := by", proof))])
+    assert result.verdict is Verdict.UNSOUND and "kernel rejects" in result.detail, result
+    stp_check_runs = [run for run in lake_runs(lake) if run[1] == CHECKER]
+    assert len(stp_check_runs) == 1

@@ -11,6 +11,7 @@ bundled: ``load_leanworkbook`` reads it through ``datasets`` from its public hub
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -42,14 +43,26 @@ class Statement:
 
 @dataclass(frozen=True, slots=True)
 class BenchmarkFile:
+    """A bundled benchmark: a JSONL file of the benchmark schema, or, where ``base`` names
+    one, a JSON list of statement corrections applied to that file (``load_corrected``)."""
+
     benchmark: str
     prover: str
     filename: str
     splits: tuple[str, ...]
+    base: str = ""
 
 
 BENCHMARKS: tuple[BenchmarkFile, ...] = (
     BenchmarkFile("minif2f", "lean", "minif2f.jsonl", ("valid", "test")),
+    # docs/minif2f-lean-corrections.md lists each correction with its source.
+    BenchmarkFile(
+        "minif2f-corrected",
+        "lean",
+        "minif2f_lean_corrections.json",
+        ("valid", "test"),
+        base="minif2f.jsonl",
+    ),
     BenchmarkFile("minif2f", "rocq", "minif2f_coq.jsonl", ("valid", "test")),
     BenchmarkFile("minif2f", "isabelle", "minif2f_isabelle.jsonl", ("valid", "test")),
     BenchmarkFile("proofnet", "lean", "proofnet.jsonl", ("valid", "test")),
@@ -141,7 +154,36 @@ def load_benchmark(
         raise DataError(
             f"{benchmark}/{prover} has no split {split!r}; splits: {', '.join(entry.splits)}"
         )
+    if entry.base:
+        return load_corrected(bundled_path(entry.base), bundled_path(entry.filename), prover, split)
     return load_statements(bundled_path(entry.filename), prover, split)
+
+
+def load_corrected(
+    base: Path, corrections: Path, prover: str, split: str | None = None
+) -> tuple[Statement, ...]:
+    """The statements of ``base`` with the corrections of ``corrections`` applied: a JSON list
+    of ``{"name", "original", "corrected", "defect", "source"}``. Each ``original`` must be the
+    base's statement word for word, so a changed base file cannot be corrected by mistake."""
+    try:
+        listed = json.loads(corrections.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{corrections}: not a readable JSON list of corrections ({exc})") from exc
+    fixes = {row["name"]: row for row in listed}
+    statements = load_statements(base, prover, split)
+    found = {s.name: s for s in load_statements(base, prover)}
+    for name, row in fixes.items():
+        if name not in found or found[name].formal_statement != row["original"]:
+            raise DataError(
+                f"{corrections}: the correction of {name!r} does not apply to {base.name} (its "
+                "statement there is not the one corrected)"
+            )
+    return tuple(
+        dataclasses.replace(s, formal_statement=fixes[s.name]["corrected"])
+        if s.name in fixes
+        else s
+        for s in statements
+    )
 
 
 # ------------------------------------------------------------------------ LeanWorkbook

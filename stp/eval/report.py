@@ -236,8 +236,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- model: `{model['name']}`"
         + (f" (folder `{model['path']}`, sha256 `{model['sha256']}`)" if model["path"] else ""),
         f"- proof assistant: {', '.join(report['assistant_versions']) or 'unknown'}",
-        f"- data: {report['benchmark_source']}, split {report['split']}, "
-        f"sha256 of the statements `{report['data_sha256']}`",
+        f"- statements: {report['benchmark']} ({report['benchmark_source']}), split "
+        f"{report['split']}, sha256 of the statements `{report['data_sha256']}`",
         f"- sampling: temperature {sampling['temperature']}, top_p {sampling['top_p']}, "
         f"max_new_tokens {sampling['max_new_tokens']}, seed {sampling['seed']}",
         f"- stp {report['stp_version']}",
@@ -413,6 +413,7 @@ def _summary(r: dict[str, Any]) -> dict[str, object]:
     return {
         "model": r["model"]["name"],
         "benchmark": f"{r['benchmark']} {r['split']} ({r['prover']})",
+        "statements sha256": r["data_sha256"][:16],
         "problems": r["problems_evaluated"],
         "samples/problem": r["samples_per_problem"],
         "solved": r["solved"],

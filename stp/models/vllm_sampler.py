@@ -11,12 +11,21 @@ not depend on how the prompts were split.
 ``sampling.tensor_parallel_size`` GPUs form one engine; ``sampling.data_parallel_size > 1``
 runs that many independent engines as Ray actors (extra ``dist``), each holding
 ``tensor_parallel_size`` GPUs, on the local node or the cluster ``ray.init`` connects to
-(``RAY_ADDRESS``). Prompts go to the engines in chunks, and results come back in order.
+(``RAY_ADDRESS``). Prompts go to the engines in chunks of at most ``CHUNK_PROMPTS``, cut so that
+every engine gets one when there are fewer (``stp eval`` asks for a few prompts at a time), and
+results come back in order.
+
+vLLM refuses a prompt that leaves no room for one generated token within the model's context
+(``max_model_len``), and the refusal fails the whole ``generate`` call. Each engine counts the
+prompts' tokens with the model's tokenizer first: a prompt too long gets ``n`` empty
+completions (a failed attempt, so pass@k stays defined) and a warning naming it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +37,12 @@ from stp.models.sampler import Completion
 # Prompts per generate call: large enough for vLLM's continuous batching to fill the GPU,
 # small enough that progress reports come regularly.
 CHUNK_PROMPTS = 512
+
+log = logging.getLogger(__name__)
+
+# What an engine gives back for a chunk: per prompt its samples' (text, generated tokens), or
+# the prompt's token count where it does not fit the model's context.
+ChunkResult = list[list[tuple[str, int]] | int]
 
 
 def _require(module: str, extra: str) -> None:
@@ -52,15 +67,26 @@ class _Engine:
 
     def generate(
         self, prompts: list[str], seeds: list[int], n: int, params: dict[str, Any]
-    ) -> list[list[tuple[str, int]]]:
+    ) -> ChunkResult:
         from vllm import SamplingParams
 
-        outputs = self.llm.generate(
-            prompts,
-            [SamplingParams(n=n, seed=seed, **params) for seed in seeds],
-            use_tqdm=False,
+        tokenizer = self.llm.get_tokenizer()
+        context = self.llm.llm_engine.model_config.max_model_len
+        lengths = [len(tokenizer.encode(prompt)) for prompt in prompts]
+        fits = [i for i, length in enumerate(lengths) if length < context]
+        outputs = (
+            self.llm.generate(
+                [prompts[i] for i in fits],
+                [SamplingParams(n=n, seed=seeds[i], **params) for i in fits],
+                use_tqdm=False,
+            )
+            if fits
+            else []
         )
-        return [[(o.text, len(o.token_ids)) for o in request.outputs] for request in outputs]
+        results: ChunkResult = list(lengths)
+        for i, request in zip(fits, outputs, strict=True):
+            results[i] = [(o.text, len(o.token_ids)) for o in request.outputs]
+        return results
 
 
 class VLLMSampler:
@@ -108,10 +134,11 @@ class VLLMSampler:
             "stop": list(stop),
         }
         chunks = []  # (prompts, their seeds)
-        for start in range(0, len(prompts), CHUNK_PROMPTS):
-            chunk = list(prompts[start : start + CHUNK_PROMPTS])
+        size = max(1, min(CHUNK_PROMPTS, math.ceil(len(prompts) / len(self.engines))))
+        for start in range(0, len(prompts), size):
+            chunk = list(prompts[start : start + size])
             chunks.append((chunk, [seed + (start + i) * n for i in range(len(chunk))]))
-        results: list[list[list[tuple[str, int]]] | None] = [None] * len(chunks)
+        results: list[ChunkResult | None] = [None] * len(chunks)
         finished = 0
         if self.ray is None:
             for index, (chunk, seeds) in enumerate(chunks):
@@ -133,11 +160,25 @@ class VLLMSampler:
                 finished += len(chunks[index][0])
                 if progress is not None:
                     progress(finished)
-        return [
-            [Completion(text=text, num_tokens=count) for text, count in per_prompt]
-            for chunk_result in results
-            for per_prompt in chunk_result or []
-        ]
+        out: list[list[Completion]] = []
+        too_long: list[str] = []
+        for chunk_result in results:
+            for per_prompt in chunk_result or []:
+                if isinstance(per_prompt, int):
+                    too_long.append(f"#{len(out)} ({per_prompt} tokens)")
+                    out.append([Completion(text="", num_tokens=0)] * n)
+                else:
+                    out.append([Completion(text=t, num_tokens=c) for t, c in per_prompt])
+        if too_long:
+            log.warning(
+                "vllm: %d of %d prompts leave no room in the model's context (max_model_len) and get "
+                "%d empty completions each: prompt %s",
+                len(too_long),
+                len(prompts),
+                n,
+                ", ".join(too_long),
+            )
+        return out
 
     def close(self) -> None:
         if self.ray is not None:

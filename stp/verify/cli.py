@@ -39,6 +39,7 @@ from stp.config import add_config_arguments, config_from_args
 from stp.errors import ConfigError, MissingInput
 from stp.verify.backends import make_verifier
 from stp.verify.distributed import RESOURCE, check_reachable, import_ray
+from stp.verify.lean import path_with_lake
 from stp.verify.local import check_installed
 from stp.verify.process import kill_group
 from stp.verify.types import Verdict, VerifyJob, VerifyResult
@@ -156,6 +157,8 @@ def _verify_workers(args: argparse.Namespace) -> int:
     # never is: it would wait out the whole drain timeout (30 s). Stop at once instead; the
     # verifier re-runs the node's unfinished chunks on other nodes.
     env = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", **os.environ}
+    if config.backend == "lean":  # the node's Ray workers inherit its PATH: elan's, if off it
+        env["PATH"] = path_with_lake(config, env.get("PATH", ""))
     node: subprocess.Popen[bytes] | None = None
     stopped: list[int] = []
 

@@ -41,6 +41,7 @@ garbage, anything on stderr) is retried once on a fresh REPL, then answers ``ver
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shlex
@@ -64,6 +65,10 @@ BACKEND = "lean"
 INSTALL_HINT = (
     "install Lean with scripts/setup_lean.sh (or set verification.repl_cmd and "
     "verification.lean_project)"
+)
+LAKE_HINT = (
+    " (lake is looked up on PATH, then in $ELAN_HOME/bin and ~/.elan/bin: where elan put it "
+    "elsewhere, set verification.lean_lake_path)"
 )
 
 # Lean 4.9 quotes with 'sorry', newer Lean with `sorry`.
@@ -253,15 +258,45 @@ def pinned_versions(lean_project: Path) -> dict[str, str]:
     return pins
 
 
-def assistant_version(lean_project: Path, repl_cmd: str) -> str:
+def find_lake(configured: str = "") -> Path | None:
+    """Lean's ``lake``: ``configured`` (``verification.lean_lake_path``) when set, else the one on
+    PATH, else where elan installs it (``$ELAN_HOME/bin``, ``~/.elan/bin``): a shell started over
+    ssh or a Ray raylet often lacks the PATH elan's installer set up in a login shell. None when
+    there is none (or the configured file is not executable)."""
+    if configured:
+        lake = Path(configured).expanduser()
+        return lake if os.access(lake, os.X_OK) and lake.is_file() else None
+    on_path = shutil.which("lake")
+    if on_path is not None:
+        return Path(on_path).absolute()
+    elan_homes = [Path(os.environ["ELAN_HOME"])] if os.environ.get("ELAN_HOME") else []
+    for home in [*elan_homes, Path("~/.elan").expanduser()]:
+        lake = home / "bin" / "lake"
+        if lake.is_file() and os.access(lake, os.X_OK):
+            return lake
+    return None
+
+
+def path_with_lake(config: VerificationConfig, path: str) -> str:
+    """``path`` (a PATH value) with the folder of the lake ``find_lake`` finds put first, for a
+    process whose children must find it (and elan's ``lean`` beside it) by name."""
+    lake = find_lake(config.lean_lake_path)
+    if lake is None or str(lake.parent) in path.split(os.pathsep):
+        return path
+    return os.pathsep.join([str(lake.parent), *([path] if path else [])])
+
+
+def assistant_version(lean_project: Path, repl_cmd: str, lake: Path | None = None) -> str:
     """What checks the proofs, for every result: the pins, plus ``lean --version`` where a
-    ``lean`` is on PATH (elan resolves it to the project's toolchain)."""
+    ``lean`` is beside ``lake`` or on PATH (elan resolves it to the project's toolchain)."""
     pins = pinned_versions(lean_project)
     parts = [f"{key} {value}" for key, value in pins.items()] or [f"unpinned ({repl_cmd})"]
-    if shutil.which("lean") is not None:
+    search = os.pathsep.join([*([str(lake.parent)] if lake else []), os.environ.get("PATH", "")])
+    lean = shutil.which("lean", path=search)
+    if lean is not None:
         try:
             out = subprocess.run(
-                ["lean", "--version"], cwd=lean_project, capture_output=True, text=True, timeout=60
+                [lean, "--version"], cwd=lean_project, capture_output=True, text=True, timeout=60
             )
             if out.returncode == 0 and out.stdout.strip():
                 parts.append(out.stdout.strip().splitlines()[0])
@@ -282,6 +317,7 @@ class LeanSettings:
     """What every worker of one verifier shares."""
 
     argv: tuple[str, ...]
+    lake: Path  # what the second line runs
     lean_project: Path
     memory_limit_mb: int
     timeout_s: float
@@ -442,6 +478,7 @@ class LeanWorker:
                 settings.memory_limit_mb,
                 settings.header_timeout_s + settings.timeout_s,
                 settings.run_as,
+                lake=settings.lake,
             )
         header = normalise_header(job.header) + "\n\n"
         try:
@@ -454,9 +491,9 @@ class LeanWorker:
 
 
 def kernel_check_enabled(config: VerificationConfig) -> bool:
-    """Whether the second line runs: ``on``, or ``auto`` where ``lake`` is on PATH."""
+    """Whether the second line runs: ``on``, or ``auto`` where ``lake`` is found (``find_lake``)."""
     if config.lean_kernel_check == "auto":
-        return shutil.which("lake") is not None
+        return find_lake(config.lean_lake_path) is not None
     return config.lean_kernel_check == "on"
 
 
@@ -480,6 +517,9 @@ def needs_lean_project(
 def make_backend(config: VerificationConfig) -> PoolVerifier:
     """The Lean verifier: a pool of warm REPL workers (registered in ``stp.verify.backends``)."""
     argv = tuple(shlex.split(config.repl_cmd))
+    lake = find_lake(config.lean_lake_path)
+    if argv and argv[0] == "lake" and lake is not None:  # found off PATH, or configured
+        argv = (str(lake), *argv[1:])
     kernel_check = kernel_check_enabled(config)
     lean_project = Path(config.lean_project).resolve()
     if not lean_project.is_dir():
@@ -489,7 +529,10 @@ def make_backend(config: VerificationConfig) -> PoolVerifier:
     if not argv or not program_found(argv[0], lean_project):
         raise VerifierUnavailableError(
             f"Lean REPL command {config.repl_cmd!r} not found: {INSTALL_HINT}"
+            + (LAKE_HINT if argv and Path(argv[0]).name == "lake" else "")
         )
+    if kernel_check and lake is None:
+        raise VerifierUnavailableError(f"the second check needs lake, not found: {LAKE_HINT}")
     if kernel_check and not (lean_project / CHECKER).is_file():
         raise VerifierUnavailableError(
             f"the second check needs {lean_project / CHECKER}: {INSTALL_HINT} (it builds "
@@ -499,10 +542,11 @@ def make_backend(config: VerificationConfig) -> PoolVerifier:
         run_as = run_as_user(config.lean_run_as)
     except ValueError as exc:
         raise VerifierUnavailableError(f"verification.lean_run_as: {exc}") from None
-    version = assistant_version(lean_project, config.repl_cmd)
+    version = assistant_version(lean_project, config.repl_cmd, lake)
     version += "; second check: " + ("kernel replay (stp_check)" if kernel_check else "off")
     settings = LeanSettings(
         argv=argv,
+        lake=lake or Path("lake"),
         lean_project=lean_project,
         memory_limit_mb=config.memory_limit_mb,
         timeout_s=config.timeout_s,

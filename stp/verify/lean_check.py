@@ -74,8 +74,14 @@ class KernelCheck:
     in a folder only this process can write."""
 
     def __init__(
-        self, lean_project: Path, memory_limit_mb: int, timeout_s: float, run_as: RunAs | None
+        self,
+        lean_project: Path,
+        memory_limit_mb: int,
+        timeout_s: float,
+        run_as: RunAs | None,
+        lake: Path | str = "lake",
     ) -> None:
+        self._lake = str(lake)  # `lake env` puts its toolchain's bin folder on PATH for lean
         self._project = lean_project
         self._memory_limit_mb = memory_limit_mb
         self._timeout_s = timeout_s
@@ -101,7 +107,7 @@ class KernelCheck:
         folder = self._scratch()
         (folder / "Check.lean").write_text(source, encoding="utf-8")
         olean = folder / "Check.olean"
-        argv = ["lake", "env", "lean", "-o", str(olean), str(folder / "Check.lean")]
+        argv = [self._lake, "env", "lean", "-o", str(olean), str(folder / "Check.lean")]
         status, output = run_bounded(
             argv, self._project, self._memory_limit_mb, self._timeout_s, self._run_as
         )
@@ -138,7 +144,7 @@ class KernelCheck:
                     f"second check: the proof does not compile on its own: {_first_error(output)}",
                     (),
                 )
-            argv = ["lake", "env", CHECKER, str(statement), str(olean), name]
+            argv = [self._lake, "env", CHECKER, str(statement), str(olean), name]
             status, output = run_bounded(
                 argv, self._project, self._memory_limit_mb, self._timeout_s, self._run_as
             )
