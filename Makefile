@@ -34,9 +34,10 @@ coq:
 round: setup
 	$(STP) round --config $(CONFIG)
 
-# STP vs expert iteration from the same start at equal proof budgets; held-out pass@k per round
+# STP vs expert iteration from the same start at equal proof budgets, 10 rounds x 3 seeds, and
+# the automation baseline; held-out pass@1/pass@8 per round (mean and std over seeds); resumable
 compare: setup
-	$(PY) scripts/compare_selfplay.py --config $(CONFIG) --rounds 3
+	$(PY) scripts/compare_selfplay.py --config $(CONFIG) --rounds 10 --seeds 3
 
 eval: setup  # pass@k of the run's newest model on evaluation.benchmark
 	$(STP) eval --config $(CONFIG)

@@ -1,53 +1,69 @@
-"""Does self-play learn? STP against expert iteration from the same start, equal budgets.
+"""Does self-play learn? STP against expert iteration from the same start at equal proof-sample
+budget, over several seeds, with the automation baseline as the floor.
 
-Runs ``--rounds`` rounds of STP and of expert iteration (``run.mode: expert_iteration``: no
-conjectures, only unproved statements sampled) from the same starting model, giving expert
-iteration in each round as many proof samples as STP used in that round (spread over its
-unproved statements). After every round both models are evaluated on the corpus' held-out
-split with the eval library (pass@k, unbiased estimator of Chen et al. 2021), and the script
-writes a markdown table and a plot.
+Every arm starts from one model: the config's run start (its initial fine-tune when
+``run.initial_sft``, built once by the config's own run, the one `make round` advances).
+Each seed plays ``--rounds`` rounds of STP and of expert iteration (``run.mode:
+expert_iteration``: no conjectures, only unproved statements sampled); in each round, expert
+iteration gets as many proof samples as that seed's STP round used, spread over its unproved
+statements. After every round each arm's model is evaluated on the held-out benchmark
+(``evaluation``, pass@k with the unbiased estimator of Chen et al. 2021), and so is the
+automation baseline once (``stp eval --model automation``: a fixed tactic list, one attempt
+each). The table gives mean and std over the seeds per round; the plot held-out pass@1 and
+pass@8 per round with the baseline as a line.
 
-    # CPU default (a few rounds of the tiny model; run it in the background, it takes a while)
-    python scripts/compare_selfplay.py --config configs/tiny-rocq.yaml --rounds 3
-    # the paper's setting on a Ray cluster (see scripts/ray_cluster.sh)
-    python scripts/compare_selfplay.py --config configs/stp-lean-7b.yaml --rounds 10
+    make compare                                              # 10 rounds x 3 seeds, CPU default
+    python scripts/compare_selfplay.py --config configs/tiny-rocq.yaml --rounds 10 --seeds 3
+    python scripts/compare_selfplay.py --config configs/stp-lean-7b.yaml --rounds 10  # cluster
 
-The STP arm is the config's own run (for configs/tiny-rocq.yaml the run `make round`
-advances, so rounds already played are reused); expert iteration runs as
-``<name>-expert-iteration`` from the STP run's start model, and the comparison lands in
-``<output_dir>/<name>-compare/`` (compare.md, compare.json, compare.png). Rerunning resumes:
-rounds and evaluations are both resumable.
+Everything lands in ``<output_dir>/<name>-compare/`` (``--out``): the arms' runs
+(``runs/stp-s0``, ``runs/ei-s0``, ...), their evaluations (``eval/``), and compare.md,
+compare.json, compare.png. Rerunning the same command resumes: finished rounds and
+evaluations are kept, and more rounds or seeds extend what is there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 from stp.artifacts import atomic_write_json, atomic_write_text
 from stp.config import STPConfig, load_config
+from stp.models.automation import AUTOMATION
 from stp.runs import RunLayout, model_for_round, start_model
+from stp.selfplay.bootstrap import bootstrap
+from stp.selfplay.lock import run_lock
 from stp.selfplay.round import advance
 
+ARMS = (("stp", "STP"), ("ei", "expert iteration"))
 
-def evaluate_model(config: STPConfig, model: str, out_dir: Path) -> dict[str, Any]:
-    """pass@k of ``model`` on ``config.evaluation``'s benchmark (resumable folder)."""
+
+def evaluate(config: STPConfig, model: str, out_dir: Path) -> dict[str, Any]:
+    """pass@k of ``model`` (or of the automation baseline) on ``config.evaluation``'s
+    benchmark, in a resumable folder."""
     from stp.eval.report import write_report
-    from stp.eval.runner import evaluate, load_benchmark_for_eval
+    from stp.eval.runner import evaluate as run_evaluation
+    from stp.eval.runner import load_benchmark_for_eval
+    from stp.models import Sampler
+    from stp.models.automation import automation_prover
     from stp.prove import load_sampler
     from stp.verify import make_verifier
 
+    baseline: Sampler | None = None
+    if model == AUTOMATION:
+        model, baseline = automation_prover(config)
     e = config.evaluation
     benchmark = load_benchmark_for_eval(e.benchmark, e.split, config.verification.backend, e.limit)
-    evaluate(
+    run_evaluation(
         config,
         model,
         benchmark,
         out_dir,
-        sampler_factory=lambda: load_sampler(model, config.sampling),
+        sampler_factory=lambda: baseline or load_sampler(model, config.sampling),
         verifier_factory=lambda: make_verifier(config.verification),
         log=lambda line: print(f"    {line}", flush=True),
     )
@@ -61,152 +77,201 @@ def unbiased(report: dict[str, Any], k: int) -> float | None:
     return None
 
 
-def main() -> int:
+def played(config: STPConfig, index: int) -> dict[str, Any]:
+    """Round ``index``'s summary, playing the round when it is not finished."""
+    layout = RunLayout.of(config)
+    while index not in layout.finished_rounds():
+        advance(config)
+    summary: dict[str, Any] = json.loads((layout.round_dir(index) / "summary.json").read_text())
+    return summary
+
+
+def mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    known = [v for v in values if v is not None]
+    if not known:
+        return None, None
+    return statistics.fmean(known), statistics.pstdev(known) if len(known) > 1 else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=Path("configs/tiny-rocq.yaml"))
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=3, help="Seeds per arm (run.seed 0..S-1).")
+    parser.add_argument("--out", type=Path, help="Default: <output_dir>/<name>-compare.")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    stp = load_config(args.config, [*args.overrides, "run.mode=stp"])
-    stp_layout = RunLayout.of(stp)
-    out = Path(stp.run.output_dir) / f"{stp.run.name}-compare"
+    base = load_config(args.config, args.overrides)
+    base_layout = RunLayout.of(base)
+    out = args.out or Path(base.run.output_dir) / f"{base.run.name}-compare"
+    with run_lock(base_layout.root):  # the shared start: corpus, model, initial fine-tune
+        bootstrap(base, base_layout, print)
+    start = str(Path(start_model(base, base_layout)).resolve())
 
-    def ei_config(k: int) -> STPConfig:
-        # Same start as STP: its starting model (after the initial fine-tune, if any).
+    def arm(mode: str, seed: int, k: int | None = None) -> STPConfig:
+        extra = [f"selection.proofs_per_statement={k}"] if k is not None else []
+        extra += [f"selection.proofs_per_statement_round0={k}"] if k is not None else []
         return load_config(
             args.config,
             [
                 *args.overrides,
-                f"run.name={stp.run.name}-expert-iteration",
-                "run.mode=expert_iteration",
+                f"run.output_dir={out / 'runs'}",
+                f"run.name={mode}-s{seed}",
+                f"run.mode={'stp' if mode == 'stp' else 'expert_iteration'}",
+                f"run.seed={seed}",
                 "run.init_model=false",
                 "run.initial_sft=false",
-                f"run.base_model={start_model(stp, stp_layout)}",
-                f"selection.proofs_per_statement={k}",
-                f"selection.proofs_per_statement_round0={k}",
+                f"run.base_model={start}",
+                *extra,
             ],
         )
 
-    rows: list[dict[str, Any]] = []
-    ei_summary: dict[str, Any] | None = None
+    ks = base.evaluation.k
+    floor = evaluate(
+        load_config(args.config, args.overrides), AUTOMATION, out / "eval" / AUTOMATION
+    )
+    baseline = {k: unbiased(floor, k) for k in ks}
+    reports: dict[tuple[str, int, str], dict[str, Any]] = {}  # (arm, seed, after round)
+    budget: list[dict[str, Any]] = []
+    for seed in range(args.seeds):  # the shared start, sampled with each seed
+        report = evaluate(arm("stp", seed), start, out / "eval" / f"start-s{seed}")
+        for name, _ in ARMS:
+            reports[name, seed, "start"] = report
     for index in range(args.rounds):
-        print(f"=== round {index}: STP", flush=True)
-        stp_summary = _round_summary(stp, index)
-        unproved = stp_summary["dataset_statements"] - (ei_summary["proved"] if ei_summary else 0)
-        k = max(1, stp_summary["proofs_sampled"] // max(unproved, 1))
-        print(f"=== round {index}: expert iteration, k={k} over {unproved} unproved", flush=True)
-        ei = ei_config(k)
-        ei_summary = _round_summary(ei, index)
-        rows.append({"round": index, "stp": stp_summary, "ei": ei_summary})
-
-    ks = stp.evaluation.k
-    table = []
-    evaluations = [("start", start_model(stp, stp_layout), start_model(stp, stp_layout))]
-    for index in range(args.rounds):
-        evaluations.append(
-            (
-                str(index),
-                model_for_round(stp, stp_layout, index + 1),
-                model_for_round(ei_config(1), RunLayout.of(ei_config(1)), index + 1),
-            )
-        )
-    done: dict[str, dict[str, Any]] = {}  # model -> report: the shared start is evaluated once
-    for label, stp_model, ei_model in evaluations:
-        print(f"=== held-out evaluation after round {label}", flush=True)
-        reports = {}
-        for name, model in (("stp", stp_model), ("ei", ei_model)):
-            if model not in done:
-                done[model] = evaluate_model(stp, model, out / "eval" / name / label)
-            reports[name] = done[model]
-        table.append(
-            {
-                "after_round": label,
-                **{
-                    f"{name}_pass@{k}": unbiased(report, k)
-                    for name, report in reports.items()
-                    for k in ks
-                },
-            }
-        )
-    budget = [
-        {
-            "round": r["round"],
-            "stp_proofs": r["stp"]["proofs_sampled"],
-            "ei_proofs": r["ei"]["proofs_sampled"],
-            "stp_proved": r["stp"]["proved"],
-            "ei_proved": r["ei"]["proved"],
-            "stp_selected_conjectures": r["stp"]["conjectures"]["selected"],
-        }
-        for r in rows
-    ]
-    atomic_write_json(out / "compare.json", {"heldout": table, "rounds": budget})
-    text = _markdown(table, budget, ks)
-    atomic_write_text(out / "compare.md", text)
-    _plot(table, ks, out / "compare.png")
-    print(text)
+        for seed in range(args.seeds):
+            print(f"=== round {index}, seed {seed}: STP", flush=True)
+            stp = played(arm("stp", seed), index)
+            ei_before = played(arm("ei", seed), index - 1)["proved"] if index else 0
+            unproved = max(stp["dataset_statements"] - ei_before, 1)
+            k = max(1, stp["proofs_sampled"] // unproved)
+            print(f"=== round {index}, seed {seed}: expert iteration, k={k}", flush=True)
+            ei = played(arm("ei", seed, k), index)
+            budget.append(_budget_row(index, seed, stp, ei))
+            for name, _ in ARMS:
+                config = arm(name, seed)
+                model = model_for_round(config, RunLayout.of(config), index + 1)
+                folder = out / "eval" / f"{name}-s{seed}" / f"round-{index:03d}"
+                reports[name, seed, str(index)] = evaluate(config, model, folder)
+        _write(out, _table(reports, args.seeds, index + 1, ks), baseline, budget, ks)
+    if args.rounds == 0:
+        _write(out, _table(reports, args.seeds, 0, ks), baseline, budget, ks)
+    print((out / "compare.md").read_text())
     print(f"written: {out / 'compare.md'}, {out / 'compare.png'}")
     return 0
 
 
-def _round_summary(config: STPConfig, index: int) -> dict[str, Any]:
-    layout = RunLayout.of(config)
-    if index not in layout.finished_rounds():
-        advance(config)
-    return json.loads((layout.round_dir(index) / "summary.json").read_text())
+def _budget_row(index: int, seed: int, stp: dict[str, Any], ei: dict[str, Any]) -> dict[str, Any]:
+    funnel = stp["conjectures"]
+    return {
+        "round": index,
+        "seed": seed,
+        "stp_proofs": stp["proofs_sampled"],
+        "ei_proofs": ei["proofs_sampled"],
+        "stp_proved": stp["proved"],
+        "ei_proved": ei["proved"],
+        "conj_sampled": funnel.get("sampled"),
+        "conj_well_typed": funnel.get("well_typed"),
+        "conj_past_gate": funnel.get("past_gate"),
+        "conj_selected": funnel.get("selected"),
+    }
 
 
-def _markdown(table: list[dict[str, Any]], budget: list[dict[str, Any]], ks: list[int]) -> str:
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{100 * value:.1f}%"
+def _table(
+    reports: dict[tuple[str, int, str], dict[str, Any]], seeds: int, rounds: int, ks: list[int]
+) -> list[dict[str, Any]]:
+    """Per evaluation point (start, after each round): mean and std over seeds per arm and k."""
+    rows = []
+    for label in ["start", *map(str, range(rounds))]:
+        row: dict[str, Any] = {"after_round": label}
+        for name, _ in ARMS:
+            for k in ks:
+                values = [unbiased(reports[name, s, label], k) for s in range(seeds)]
+                row[f"{name}_pass@{k}"] = mean_std(values)
+        rows.append(row)
+    return rows
 
-    head = ["after round"] + [f"{n} pass@{k}" for n in ("STP", "EI") for k in ks]
+
+def _write(
+    out: Path,
+    table: list[dict[str, Any]],
+    baseline: dict[int, float | None],
+    budget: list[dict[str, Any]],
+    ks: list[int],
+) -> None:
+    body = {"heldout": table, "automation_baseline": baseline, "rounds": budget}
+    atomic_write_json(out / "compare.json", body)
+    atomic_write_text(out / "compare.md", _markdown(table, baseline, budget, ks))
+    _plot(table, baseline, ks, out / "compare.png")
+
+
+def _pct(value: tuple[float | None, float | None] | float | None) -> str:
+    if isinstance(value, tuple):
+        mean, std = value
+        return "n/a" if mean is None else f"{100 * mean:.1f} ± {100 * (std or 0):.1f}%"
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _markdown(
+    table: list[dict[str, Any]],
+    baseline: dict[int, float | None],
+    budget: list[dict[str, Any]],
+    ks: list[int],
+) -> str:
+    head = ["after round"] + [f"{title} pass@{k}" for _, title in ARMS for k in ks]
     lines = [
-        "Held-out pass@k (unbiased estimator, Chen et al. 2021)",
+        "Held-out pass@k (unbiased estimator, Chen et al. 2021), mean ± std over seeds",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
     for row in table:
-        cells = [row["after_round"]]
-        cells += [pct(row[f"{n}_pass@{k}"]) for n in ("stp", "ei") for k in ks]
+        cells = [row["after_round"], *(_pct(row[f"{n}_pass@{k}"]) for n, _ in ARMS for k in ks)]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Training-set statements proved so far and proof samples per round",
+        "Automation baseline (no learning, one attempt per tactic): "
+        + ", ".join(f"pass@{k} {_pct(baseline[k])}" for k in ks),
         "",
-        "| round | STP proofs | EI proofs | STP proved | EI proved | STP conjectures selected |",
-        "|---|---|---|---|---|---|",
+        "Per round and seed: proof samples, training statements proved so far, STP's conjectures",
+        "",
+        "| round | seed | STP proofs | EI proofs | STP proved | EI proved | conj sampled "
+        "| well-typed | past gate | selected |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for b in budget:
-        lines.append(
-            f"| {b['round']} | {b['stp_proofs']} | {b['ei_proofs']} | {b['stp_proved']} | "
-            f"{b['ei_proved']} | {b['stp_selected_conjectures']} |"
-        )
+        cells = [b[key] for key in b]
+        lines.append("| " + " | ".join("-" if c is None else str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _plot(table: list[dict[str, Any]], ks: list[int], path: Path) -> None:
+def _plot(
+    table: list[dict[str, Any]], baseline: dict[int, float | None], ks: list[int], path: Path
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = [row["after_round"] for row in table]
+    x = list(range(len(labels)))
     fig, axes = plt.subplots(1, len(ks), figsize=(5 * len(ks), 3.6), squeeze=False)
     for ax, k in zip(axes[0], ks, strict=True):
-        for name, title in (("stp", "STP"), ("ei", "expert iteration")):
-            values = [row[f"{name}_pass@{k}"] for row in table]
-            ax.plot(
-                labels,
-                [100 * v if v is not None else float("nan") for v in values],
-                marker="o",
-                label=title,
-            )
-        ax.set_title(f"held-out pass@{k} (unbiased)")
+        for name, title in ARMS:
+            stats = [row[f"{name}_pass@{k}"] for row in table]
+            mean = [100 * m if m is not None else float("nan") for m, _ in stats]
+            std = [100 * (s or 0.0) for _, s in stats]
+            ax.plot(x, mean, marker="o", label=title)
+            low = [m - s for m, s in zip(mean, std, strict=True)]
+            high = [m + s for m, s in zip(mean, std, strict=True)]
+            ax.fill_between(x, low, high, alpha=0.2)
+        if baseline.get(k) is not None:
+            ax.axhline(100 * baseline[k], color="grey", linestyle="--", label="automation")
+        ax.set_xticks(x, labels)
+        ax.set_title(f"held-out pass@{k} (unbiased), mean ± std over seeds")
         ax.set_xlabel("after round")
         ax.set_ylabel("%")
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

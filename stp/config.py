@@ -287,7 +287,9 @@ class SelectionConfig:
     conjectures_per_seed: int = _field(
         1, "Conjecturer samples drawn per seed (before parsing and dedup)."
     )
-    max_conjectures: int = _field(2000, "Most new conjectures kept per round (after dedup).")
+    max_conjectures: int = _field(
+        2000, "Most new conjectures proved per round (after dedup and the conjecture gate)."
+    )
     proofs_per_statement: int = _field(32, "Proof attempts per target in each round.")
     proofs_per_statement_round0: int = _field(64, "Proof attempts per target in round 0.")
     resample_pass_rate_max: float = _field(
@@ -351,6 +353,57 @@ class SelectionConfig:
 
 
 @dataclass
+class GateConfig:
+    """The conjecture gate (the round's ``gate`` stage): each new conjecture is elaborated once,
+    and rejected when it is ill-typed, trivial (closed by a short automation list), a
+    restatement (the seed theorem or the given lemma, as a hypothesis, closes it directly) or
+    vacuous (its hypotheses are contradictory, shown by a cheap tactic). Only what passes gets
+    proof attempts. Tactic lists are per proof assistant; every check runs through the verifier."""
+
+    enabled: bool = _field(True, "Run the gate; false sends every new conjecture to the prover.")
+    timeout_s: float = _field(
+        2.0, "Seconds one gate check may take (the gate is cheap: no proof search beyond this)."
+    )
+    rocq_trivial_tactics: list[str] = _field(
+        ["reflexivity.", "intros; reflexivity.", "auto.", "tauto.", "intros; congruence."],
+        "Rocq: a conjecture one of these proves is trivial.",
+    )
+    rocq_restatement_tactics: list[str] = _field(
+        ["exact stp_given.", "intros; apply stp_given.", "intros; apply stp_given; assumption."],
+        "Rocq: a conjecture one of these proves with the seed theorem (or the given lemma) as "
+        "hypothesis stp_given is a restatement.",
+    )
+    rocq_vacuous_tactics: list[str] = _field(
+        ["intros; exfalso; auto.", "intros; exfalso; congruence.", "intros; exfalso; lia."],
+        "Rocq: a conjecture one of these proves has contradictory hypotheses (vacuous); lia "
+        "works where the header loads Lia.",
+    )
+    lean_trivial_tactics: list[str] = _field(
+        ["rfl", "norm_num", "simp", "decide", "omega", "aesop"],
+        "Lean: a conjecture one of these proves is trivial.",
+    )
+    lean_restatement_tactics: list[str] = _field(
+        ["exact stp_given", "apply stp_given <;> assumption"],
+        "Lean: a conjecture one of these proves with the seed theorem (or the given lemma) as "
+        "hypothesis stp_given is a restatement.",
+    )
+    lean_vacuous_tactics: list[str] = _field(
+        ["intros; exfalso; simp_all", "intros; exfalso; omega"],
+        "Lean: a conjecture one of these proves has contradictory hypotheses (vacuous).",
+    )
+
+    def validate(self) -> None:
+        if self.timeout_s <= 0:
+            raise ConfigError(f"gate.timeout_s: must be > 0, got {self.timeout_s}")
+
+    def tactics(self, assistant: str, check: str) -> list[str]:
+        """The ``check`` list (trivial, restatement, vacuous) of ``assistant``; empty for an
+        assistant the gate has no lists for."""
+        value: list[str] = getattr(self, f"{assistant}_{check}_tactics", [])
+        return value
+
+
+@dataclass
 class TrainingConfig:
     """Weighted fine-tuning (expert iteration step), run through accelerate."""
 
@@ -411,12 +464,35 @@ class EvaluationConfig:
     model: str | None = _field(
         None,
         "Model to evaluate: a local folder or a hub id; null means the run's newest model "
-        "(the last round's, else the initial fine-tune's, else run.base_model).",
+        "(the last round's, else the initial fine-tune's, else run.base_model); `automation`: "
+        "the automation baseline (<assistant>_automation_tactics, one attempt each).",
     )
     output: str | None = _field(
         None,
         "Folder for attempts and report; null means "
         "<run.output_dir>/<run.name>/eval/<model>/<benchmark>-<split>-<prover>.",
+    )
+    rocq_automation_tactics: list[str] = _field(
+        [
+            "auto.",
+            "intros; auto.",
+            "intuition.",
+            "firstorder.",
+            "tauto.",
+            "intros; subst; auto.",
+            "intros; congruence.",
+            "intros; split; intros; auto.",
+        ],
+        "Rocq: the automation baseline's proofs (`stp eval --model automation`), one attempt "
+        "each: the no-learning floor a model must beat.",
+    )
+    lean_automation_tactics: list[str] = _field(
+        ["rfl", "norm_num", "simp", "decide", "omega", "aesop", "linarith", "nlinarith"],
+        "Lean: the automation baseline's tactics, one attempt each.",
+    )
+    isabelle_automation_tactics: list[str] = _field(
+        ["by auto", "by simp", "by blast", "by force", "by fastforce", "by arith", "by presburger"],
+        "Isabelle: the automation baseline's proofs, one attempt each.",
     )
     batch_problems: int = _field(
         16,
@@ -444,6 +520,7 @@ class STPConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 

@@ -11,6 +11,8 @@ response (``env`` renumbered to its own counter). Other commands get what the te
 - ``#print axioms NAME`` (each of them), ``#check (rfl : type_of% @A = type_of% @B)`` and
   ``#check NAME``: answered as Lean would from what earlier commands declared (a ``-- fake-axioms: a, b``
   comment in a proof sets its axioms);
+- ``FAKE_ILL_TYPED`` in a command: an "unknown identifier" error, as for a statement that
+  does not elaborate; a proof that is ``sorry`` alone (indented): the ``sorry`` warning;
 - ``FAKE_WRONG`` in a command: an "unsolved goals" error, as for a proof that does not prove;
 - anything else: a clean ``{"env": n}``.
 
@@ -146,6 +148,10 @@ class FakeRepl:
             _PRINT_AXIOMS.search(cmd) or _SAME_TYPE.search(cmd) or _CHECK_NAME.search(cmd)
         ):
             response = self.follow_up(cmd, declared)
+        elif "FAKE_ILL_TYPED" in cmd:  # in the statement: Lean reports it, whatever the proof
+            response = {"messages": [self.message("error", "unknown identifier 'FAKE_ILL_TYPED'")]}
+        elif cmd.endswith("\n  sorry"):  # sorry closes any goal, with a warning
+            response = {"messages": [self.message("warning", "declaration uses `sorry`")]}
         elif "FAKE_WRONG" in cmd:
             response = {"messages": [self.message("error", "unsolved goals\n⊢ False")]}
         else:

@@ -108,7 +108,7 @@ def test_a_statement_must_be_one_sentence(statement: str, single: bool) -> None:
 def test_a_multi_sentence_conjecture_is_never_run(verifier: Deduplicated) -> None:
     job = VerifyJob("c", NAT_HEADER, "Theorem c : 1 = 2... Admitted. Theorem c : True.", "auto.")
     [result] = verifier.verify([job])
-    assert result.verdict is Verdict.VERIFIER_ERROR and "one sentence" in result.detail
+    assert result.verdict is Verdict.ILL_TYPED and "one sentence" in result.detail
 
 
 def test_ellipsis_attacks_on_real_coqtop(verifier: Deduplicated) -> None:

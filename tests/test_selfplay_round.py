@@ -95,8 +95,12 @@ def test_two_rounds_write_every_artifact_and_the_run_table(played, capsys):
         assert row["proofs_sampled"] == targets * row["k"]
         assert row["distinct_proofs_checked"] <= row["proofs_sampled"]
         assert sum(row["pass_rate_histogram"]["dataset"].values()) == row["targets"]["dataset"]
-        assert row["conjectures"]["valid"] <= row["conjectures"]["generated"]
-        assert row["conjectures"]["new"] <= row["conjectures"]["valid"]
+        assert row["conjectures"]["parsed"] <= row["conjectures"]["sampled"]
+        assert row["conjectures"]["new"] <= row["conjectures"]["parsed"]
+        funnel = [row["conjectures"][step] for step in ("new", "well_typed", "past_gate")]
+        funnel += [row["conjectures"][step] for step in ("targeted", "proved", "in_window")]
+        assert funnel == sorted(funnel, reverse=True)  # each step keeps a part of the last
+        assert row["conjectures"]["targeted"] == row["targets"]["conjectures"]
         assert row["tokens_generated"] > 0
         assert set(row["stage_seconds"]) >= {"seeds", "generate", "verify", "select", "train"}
     seeds = list(read_jsonl(layout.round_dir(0) / "seeds.jsonl"))
@@ -247,7 +251,7 @@ def test_the_lean_config_runs_its_stages_with_cpu_stand_ins(played):
         )
         summary = advance(config, log=lambda _: None)
         assert summary["mode"] == mode
-        assert summary["conjectures"]["generated"] == 0  # no conjectures in the baselines
+        assert summary["conjectures"]["sampled"] == 0  # no conjectures in the baselines
         assert summary["proofs_sampled"] == summary["targets"]["dataset"] * 2
         train = read_stage(RunLayout.of(config).round_dir(0), "train")
         assert train is not None

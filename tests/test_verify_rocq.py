@@ -263,8 +263,8 @@ def test_jobs_with_different_headers_in_one_batch(verifier: Deduplicated) -> Non
     assert [r.verdict for r in results] == [
         Verdict.PROVED,
         Verdict.PROVED,
-        Verdict.VERIFIER_ERROR,
-        Verdict.VERIFIER_ERROR,
+        Verdict.VERIFIER_ERROR,  # the header is the set-up's problem
+        Verdict.ILL_TYPED,  # the statement is the dataset's (or the conjecturer's)
         Verdict.PROVED,
     ]
     assert "NoSuchLibrary" in results[2].detail
@@ -287,8 +287,8 @@ def test_each_statement_is_elaborated_apart_from_the_others() -> None:
     with make_verifier(VerificationConfig(workers=1, timeout_s=5.0)) as verifier:
         verdicts = {r.id: r.verdict for r in verifier.verify(jobs)}
     assert verdicts == {
-        "bad1": Verdict.VERIFIER_ERROR,
-        "bad2": Verdict.VERIFIER_ERROR,
+        "bad1": Verdict.ILL_TYPED,
+        "bad2": Verdict.ILL_TYPED,
         "n1": Verdict.PROVED,
         "n2": Verdict.FAILED,
         "n3": Verdict.PROVED,

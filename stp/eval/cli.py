@@ -6,6 +6,7 @@
     stp eval --model deepseek-ai/DeepSeek-Prover-V1.5-SFT --benchmark minif2f --split test \\
         --prover lean --samples 3200 --k 1,32,128,3200 --set sampling.backend=vllm
     stp eval --benchmark artifacts/rocq-corpus/heldout.jsonl --prover rocq  # a JSONL file
+    stp eval --config configs/tiny-rocq.yaml --model automation  # the no-learning floor
     stp eval compare runs/a/eval/.../minif2f-test-lean runs/b/eval/.../minif2f-test-lean
 
 The short flags set config fields (``--samples`` is ``evaluation.samples``, ``--prover`` is
@@ -24,6 +25,7 @@ from stp.config import STPConfig, add_config_arguments, config_from_args
 from stp.eval.passk import ESTIMATOR_LABELS
 from stp.eval.report import REPORT_MD, compare_markdown, load_report, write_report
 from stp.eval.runner import default_output_dir, evaluate, load_benchmark_for_eval
+from stp.models.automation import AUTOMATION, automation_prover
 from stp.prove import load_sampler
 from stp.runs import current_model
 from stp.verify.local import check_installed
@@ -33,7 +35,8 @@ from stp.verify.types import Verifier
 SHORT_FLAGS: dict[str, tuple[str, str]] = {
     "model": (
         "evaluation.model",
-        "Model to evaluate: local folder or hub id (default: the run's newest model).",
+        "Model to evaluate: local folder or hub id (default: the run's newest model); "
+        "`automation`: the automation baseline.",
     ),
     "benchmark": ("evaluation.benchmark", "Bundled benchmark name or a JSONL file path."),
     "split": ("evaluation.split", "Benchmark split (valid, test, ...)."),
@@ -61,6 +64,9 @@ def _run(args: argparse.Namespace) -> int:
     evaluation = config.evaluation
     prover = config.verification.backend
     model = evaluation.model or current_model(config)
+    baseline = None
+    if model == AUTOMATION:  # the automation baseline: one attempt per listed tactic
+        model, baseline = automation_prover(config)
     benchmark = load_benchmark_for_eval(
         evaluation.benchmark, evaluation.split, prover, evaluation.limit
     )
@@ -88,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
         model,
         benchmark,
         out_dir,
-        sampler_factory=lambda: load_sampler(model, config.sampling),
+        sampler_factory=lambda: baseline or load_sampler(model, config.sampling),
         verifier_factory=make_proof_verifier,
         log=lambda line: print(line, flush=True),
     )

@@ -8,7 +8,8 @@ until its model proves something, and pairs seeds with the trivial lemma only.
 
 Conjectures are parsed from the conjecturer's samples, renamed ``conj_rNNN_SSSSS_JJ``, and
 dropped when their statement (white space ignored, under the same header) is one of the
-dataset's, the corpus' or any earlier round's.
+dataset's, the corpus' or any earlier one's (this round's included). The gate
+(``stp.selfplay.gate``) checks what is left.
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ def sample_conjectures(
     seed: int,
     progress: Progress | None = None,
 ) -> tuple[list[Conjecture], ConjectureCounts]:
-    """At most ``settings.max_conjectures`` new conjectures from the seeds' samples."""
+    """The new conjectures of the seeds' samples (the gate and ``selection.max_conjectures``
+    decide later which of them get proof attempts)."""
     if not seeds:
         return [], ConjectureCounts()
     prompts = [s.conjecturer_prompt(lang) for s in seeds]
@@ -166,18 +168,17 @@ def sample_conjectures(
                 duplicates += 1
                 continue
             known.add(key)
-            if len(conjectures) < settings.max_conjectures:
-                conjectures.append(
-                    Conjecture(
-                        id=name,
-                        header=source.header,
-                        formal_statement=statement,
-                        seed=source.id,
-                        seed_statement=source.formal_statement,
-                        seed_proof=source.proof,
-                        lemma=source.lemma,
-                        lemma_text=source.lemma_text,
-                        key=key.hex(),
-                    )
+            conjectures.append(
+                Conjecture(
+                    id=name,
+                    header=source.header,
+                    formal_statement=statement,
+                    seed=source.id,
+                    seed_statement=source.formal_statement,
+                    seed_proof=source.proof,
+                    lemma=source.lemma,
+                    lemma_text=source.lemma_text,
+                    key=key.hex(),
                 )
+            )
     return conjectures, ConjectureCounts(generated, valid, duplicates, tokens)

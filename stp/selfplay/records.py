@@ -3,7 +3,8 @@ JSONL rows.
 
     Target ── prover prompt ──> Attempt ── proof assistant ──> VerifiedAttempt
       ^                                                              │
-    Seed ── conjecturer ──> Conjecture                 StatementStats, TrainingExample
+    Seed ── conjecturer ──> Conjecture ── gate ──> GateOutcome
+                                                       StatementStats, TrainingExample
 
 ``Attempt`` and ``VerifiedAttempt`` are the records of the proving pipeline the rounds share
 with ``stp eval`` (``stp.prove``); the others are the round's own.
@@ -27,11 +28,13 @@ from stp.prove import Problem
 
 DATASET = "dataset"
 CONJECTURE = "conjecture"
+GATE_PASSED = "passed"  # a GateOutcome's outcome when the conjecture gets proof attempts
 
 # The files of a round folder (runs/<name>/round_NNN/) and the records they hold; which stage
 # writes each is declared in stp.selfplay.round.STAGES.
 SEEDS_FILE = "seeds.jsonl"  # Seed
 CONJECTURES_FILE = "conjectures.jsonl"  # Conjecture
+GATE_FILE = "gate.jsonl"  # GateOutcome, one per conjecture
 TARGETS_FILE = "targets.jsonl"  # Target
 # attempts/, verified/: the chunks of Attempt and VerifiedAttempt (stp.prove)
 STATS_FILE = "stats.jsonl"  # StatementStats
@@ -135,6 +138,21 @@ class Conjecture(_Plain):
         return lang.conjecturer_prompt(
             self.header, self.seed_statement, self.seed_proof, self.lemma_text
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GateOutcome(_Plain):
+    """What the conjecture gate said about one conjecture: ``passed`` (it gets proof
+    attempts) or why not (``stp.selfplay.gate.REJECTIONS``), with the check that decided."""
+
+    conjecture: str
+    outcome: str
+    check: str  # the tactic (and given) that closed it, or the elaboration probe
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == GATE_PASSED
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from stp.artifacts import atomic_write_jsonl, read_jsonl
+from stp.config import SelectionConfig
 from stp.errors import MissingInput
 from stp.runs import RunLayout
-from stp.selfplay import selection
+from stp.selfplay import gate, selection
 from stp.selfplay.history import RunHistory
-from stp.selfplay.records import CONJECTURE, DATASET, SUMMARY_FILE, StatementStats
+from stp.selfplay.records import (
+    CONJECTURE,
+    DATASET,
+    GATE_PASSED,
+    SUMMARY_FILE,
+    StatementStats,
+)
 from stp.stages import StageRecord
 
 
@@ -35,8 +42,8 @@ def summarize(
         return record.info if record is not None else {}
 
     after = before.with_round(stats)
-    conj, gen, ver, sel, tgt = (
-        info(s) for s in ("conjectures", "generate", "verify", "select", "targets")
+    conj, gated, gen, ver, sel, tgt = (
+        info(s) for s in ("conjectures", "gate", "generate", "verify", "select", "targets")
     )
     return {
         "round": round_index,
@@ -47,12 +54,7 @@ def summarize(
         "proved": len(after.proved_ids()),
         "proved_new": len(after.proved_ids() - before.proved_ids()),
         "targets": {"dataset": tgt.get("dataset"), "conjectures": tgt.get("conjectures")},
-        "conjectures": {
-            "generated": conj.get("generated", 0),
-            "valid": conj.get("valid", 0),
-            "new": conj.get("new", 0),
-            "selected": sel.get("conjecturer_examples", 0),
-        },
+        "conjectures": conjecture_funnel(conj, gated, tgt, sel),
         "pass_rate_histogram": {
             kind: selection.histogram(r.pass_rate for r in stats if r.kind == kind)
             for kind in (DATASET, CONJECTURE)
@@ -74,6 +76,86 @@ def summarize(
     }
 
 
+def conjectures_proved(
+    stats: Sequence[StatementStats], settings: SelectionConfig
+) -> dict[str, int]:
+    """How many of the round's conjectures were proved at least once, and how many have a
+    pass rate in the barely-provable window (the select stage reports both)."""
+    rates = [row.pass_rate for row in stats if row.kind == CONJECTURE]
+    return {
+        "conjectures_proved": sum(rate > 0 for rate in rates),
+        "conjectures_in_window": sum(
+            selection.in_window(rate, settings.window_low, settings.window_high) for rate in rates
+        ),
+    }
+
+
+def conjecture_funnel(
+    conj: dict[str, Any], gated: dict[str, Any], tgt: dict[str, Any], sel: dict[str, Any]
+) -> dict[str, Any]:
+    """The round's conjectures stage by stage, from the figures the stages reported:
+    sampled -> parsed -> new (not a known statement) -> well-typed -> past the gate (the
+    rejections by reason) -> given proof attempts -> proved at least once -> pass rate in the
+    window -> selected for training. ``well_typed`` is None where the gate did not check."""
+    new = conj.get("new", 0)
+    rejected = {reason: gated.get(reason, 0) for reason in gate.REJECTIONS}
+    unknown = rejected[gate.ILL_TYPED] + rejected[gate.UNCHECKED]
+    return {
+        "sampled": conj.get("generated", 0),
+        "parsed": conj.get("valid", 0),
+        "new": new,
+        "well_typed": new - unknown if gated.get("checked") else None,
+        "past_gate": gated.get(GATE_PASSED, new),
+        "rejected": rejected,
+        "targeted": tgt.get("conjectures", 0),
+        "proved": sel.get("conjectures_proved", 0),
+        "in_window": sel.get("conjectures_in_window", 0),
+        "selected": sel.get("conjecturer_examples", 0),
+    }
+
+
+FUNNEL: tuple[tuple[str, str], ...] = (
+    ("sampled", "sampled"),
+    ("parsed", "parsed"),
+    ("new", "new"),
+    ("well_typed", "well-typed"),
+    ("past_gate", "past the gate"),
+    ("targeted", "targeted"),
+    ("proved", "proved once"),
+    ("in_window", "in window"),
+    ("selected", "selected"),
+)
+
+
+def funnel_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """A summary's funnel; summaries written before the gate existed name two steps
+    ``generated``/``valid`` and have no gate (every new conjecture was targeted)."""
+    conj = summary["conjectures"]
+    if "sampled" in conj:
+        return dict(conj)
+    return {
+        "sampled": conj.get("generated", 0),
+        "parsed": conj.get("valid", 0),
+        "new": conj.get("new", 0),
+        "well_typed": None,
+        "past_gate": conj.get("new", 0),
+        "rejected": {},
+        "targeted": (summary.get("targets") or {}).get("conjectures"),
+        "proved": None,
+        "in_window": None,
+        "selected": conj.get("selected", 0),
+    }
+
+
+def funnel_line(funnel: dict[str, Any]) -> str:
+    """``96 sampled -> 80 parsed -> ... -> 3 selected (rejected: 40 ill_typed, ...)``."""
+    steps = " -> ".join(
+        f"{'?' if funnel.get(key) is None else funnel[key]} {title}" for key, title in FUNNEL
+    )
+    rejected = ", ".join(f"{n} {reason}" for reason, n in funnel["rejected"].items() if n)
+    return steps + (f" (gate rejected {rejected})" if rejected else "")
+
+
 def write_rounds_table(layout: RunLayout) -> list[dict[str, Any]]:
     """Rewrite ``rounds.jsonl`` from the finished rounds' summaries (derived, idempotent)."""
     rows = [
@@ -90,9 +172,7 @@ def closing_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         f"round {last['round']} ({last['mode']}): {last['proved']}/{last['dataset_statements']} "
         f"dataset statements proved so far, {last['proved_new']} new this round",
-        f"  conjectures: {last['conjectures']['generated']} sampled, "
-        f"{last['conjectures']['valid']} well-formed, {last['conjectures']['new']} new, "
-        f"{last['conjectures']['selected']} selected for training",
+        f"  conjectures: {funnel_line(funnel_of(last))}",
         f"  {last['proofs_sampled']} proofs sampled ({last['tokens_generated']} tokens), "
         f"{last['distinct_proofs_checked']} distinct checked in "
         f"{last['verifier_cpu_seconds']} verifier-s; "
@@ -104,8 +184,8 @@ def closing_lines(rows: list[dict[str, Any]]) -> list[str]:
         prev = rows[-2]
         lines.append(
             f"  vs round {prev['round']}: proved {prev['proved']} -> {last['proved']}, "
-            f"selected conjectures {prev['conjectures']['selected']} -> "
-            f"{last['conjectures']['selected']}"
+            f"selected conjectures {funnel_of(prev)['selected']} -> "
+            f"{funnel_of(last)['selected']}"
         )
     return lines
 
@@ -115,9 +195,14 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("mode", "mode"),
     ("proved", "proved"),
     ("proved_new", "new"),
-    ("conj_generated", "conj sampled"),
-    ("conj_valid", "well-formed"),
-    ("conj_new", "new conj"),
+    ("conj_sampled", "conj sampled"),
+    ("conj_parsed", "parsed"),
+    ("conj_new", "new"),
+    ("conj_well_typed", "well-typed"),
+    ("conj_past_gate", "past gate"),
+    ("conj_rejected", "gate rejected"),
+    ("conj_proved", "proved once"),
+    ("conj_in_window", "in window"),
     ("conj_selected", "selected"),
     ("proofs_sampled", "proofs"),
     ("tokens_generated", "tokens"),
@@ -137,16 +222,17 @@ def load_rounds(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def flat_row(summary: dict[str, Any]) -> dict[str, Any]:
-    conj = summary["conjectures"]
+    conj = funnel_of(summary)
     return {
         "round": summary["round"],
         "mode": summary["mode"],
         "proved": f"{summary['proved']}/{summary['dataset_statements']}",
         "proved_new": summary["proved_new"],
-        "conj_generated": conj["generated"],
-        "conj_valid": conj["valid"],
-        "conj_new": conj["new"],
-        "conj_selected": conj["selected"],
+        **{f"conj_{key}": "-" if conj[key] is None else conj[key] for key, _ in FUNNEL},
+        "conj_rejected": " ".join(
+            f"{n} {reason.replace('_', '-')}" for reason, n in conj["rejected"].items() if n
+        )
+        or "-",
         "proofs_sampled": summary["proofs_sampled"],
         "tokens_generated": summary["tokens_generated"],
         "verifier_cpu_seconds": summary["verifier_cpu_seconds"],
@@ -174,10 +260,16 @@ def plot_curves(rows: list[dict[str, Any]], out: Path, title: str) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     axes[0].plot(rounds, [r["proved"] for r in rows], marker="o")
     axes[0].set_title("dataset statements proved so far")
-    for key, label in (("generated", "sampled"), ("new", "new"), ("selected", "selected")):
-        axes[1].plot(rounds, [r["conjectures"][key] for r in rows], marker="o", label=label)
-    axes[1].set_title("conjectures")
-    axes[1].legend()
+    funnels = [funnel_of(r) for r in rows]
+    for key, label in FUNNEL:
+        values = [f[key] for f in funnels]
+        if any(v is not None for v in values):
+            axes[1].plot(
+                rounds, [float("nan") if v is None else v for v in values], marker="o", label=label
+            )
+    axes[1].set_title("conjecture funnel")
+    axes[1].set_yscale("symlog")
+    axes[1].legend(fontsize=7)
     stages = list(rows[-1]["stage_seconds"])
     bottom = [0.0] * len(rows)
     for stage in stages:

@@ -1,11 +1,11 @@
 """One self-play round, read top to bottom: the stages in order, what each reads and writes.
 
-    seeds -> conjectures -> targets -> generate -> verify -> select -> train -> summary
+    seeds -> conjectures -> gate -> targets -> generate -> verify -> select -> train -> summary
 
 ``STAGES`` declares each stage: its files (under ``runs/<name>/round_NNN/``), the settings
 its output depends on, the earlier stages whose files it reads, and the function that runs
 it. The functions below are thin: they read their inputs as records
-(``stp.selfplay.records``), call the step that does the work (``conjecturing``,
+(``stp.selfplay.records``), call the step that does the work (``conjecturing``, ``gate``,
 ``proving``, ``training_data``, ``training``, ``report``) and write their outputs.
 
 Every stage writes its artifacts atomically and then a marker (``stp.stages``) holding a
@@ -18,6 +18,7 @@ stage (``Round.seed``): a resumed round writes the same artifacts as one never i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import time
@@ -33,7 +34,7 @@ from stp.artifacts import atomic_write_json, read_jsonl
 from stp.assistants import assistant
 from stp.config import STPConfig
 from stp.runs import STAGES_LATER_ROUNDS_READ, RunLayout, model_for_round
-from stp.selfplay import conjecturing, proving, report, training, training_data
+from stp.selfplay import conjecturing, gate, proving, report, training, training_data
 from stp.selfplay.bootstrap import bootstrap, load_run_corpus
 from stp.selfplay.context import Log, Round
 from stp.selfplay.history import load_history
@@ -41,6 +42,8 @@ from stp.selfplay.lock import run_lock
 from stp.selfplay.records import (
     CONJECTURER_FILE,
     CONJECTURES_FILE,
+    GATE_FILE,
+    GATE_PASSED,
     MODEL_DIR,
     PROVER_FILE,
     SEEDS_FILE,
@@ -49,6 +52,7 @@ from stp.selfplay.records import (
     TARGETS_FILE,
     TRAIN_FILE,
     Conjecture,
+    GateOutcome,
     Seed,
     StatementStats,
     Target,
@@ -103,8 +107,27 @@ def conjectures(r: Round) -> dict[str, Any]:
     }
 
 
-def targets(r: Round) -> dict[str, Any]:
+def gate_stage(r: Round) -> dict[str, Any]:
+    from stp.verify import make_verifier
+
     new = read_records(r.path(CONJECTURES_FILE), Conjecture)
+    backend = r.config.verification.backend
+    settings = dataclasses.replace(r.config.verification, timeout_s=r.config.gate.timeout_s)
+    outcomes: list[GateOutcome] = []
+    if new:  # expert iteration has none: no proof assistant to start
+        with make_verifier(settings) as verifier:
+            outcomes = gate.screen(new, verifier, r.config.gate, backend, r.log)
+    write_records(r.path(GATE_FILE), outcomes)
+    tally = gate.counts(outcomes)
+    rejected = ", ".join(f"{n} {reason}" for reason in gate.REJECTIONS if (n := tally[reason]))
+    r.log(f"  gate: {tally[GATE_PASSED]} of {len(new)} passed; rejected: {rejected or 'none'}")
+    return {"checked": gate.checks_statements(r.config.gate, backend), **tally}
+
+
+def targets(r: Round) -> dict[str, Any]:
+    gated = {o.conjecture: o for o in read_records(r.path(GATE_FILE), GateOutcome)}
+    passed = [c for c in read_records(r.path(CONJECTURES_FILE), Conjecture) if gated[c.id].passed]
+    new = passed[: r.config.selection.max_conjectures]
     chosen = proving.choose_targets(r.dataset, r.history, new, r.config)
     write_records(r.path(TARGETS_FILE), chosen)
     size, k = r.config.run.chunk_targets, proving.round_k(r.config, r.index)
@@ -201,6 +224,7 @@ def select(r: Round) -> dict[str, Any]:
         f"kept; {n_prover} prover examples this round, {n_train} training examples with replay"
     )
     return {
+        **report.conjectures_proved(scores.stats, settings),
         "candidates": len(scores.candidates),
         "conjecturer_examples": len(conjecturer),
         "prover_examples": n_prover,
@@ -282,9 +306,22 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="conjectures",
         files=(CONJECTURES_FILE,),
-        settings=(*SAMPLING, "selection.conjectures_per_seed", "selection.max_conjectures"),
+        settings=(*SAMPLING, "selection.conjectures_per_seed"),
         reads=("seeds",),
         run=conjectures,
+    ),
+    Stage(
+        name="gate",
+        files=(GATE_FILE,),
+        settings=(
+            "gate",
+            "verification.backend",
+            "verification.memory_limit_mb",
+            "verification.header_timeout_s",
+            "verification.<assistant>",
+        ),
+        reads=("conjectures",),
+        run=gate_stage,
     ),
     Stage(
         name="targets",
@@ -292,11 +329,12 @@ STAGES: tuple[Stage, ...] = (
         settings=(
             "run.mode",
             "run.chunk_targets",
+            "selection.max_conjectures",
             "selection.resample_pass_rate_max",
             "selection.proofs_per_statement",
             "selection.proofs_per_statement_round0",
         ),
-        reads=("conjectures",),
+        reads=("conjectures", "gate"),
         run=targets,
     ),
     Stage(
@@ -332,7 +370,7 @@ STAGES: tuple[Stage, ...] = (
         name="summary",
         files=(SUMMARY_FILE,),
         settings=("run.mode",),
-        reads=("targets", "conjectures", "generate", "verify", "select", "train"),
+        reads=("targets", "conjectures", "gate", "generate", "verify", "select", "train"),
         run=summary,
     ),
 )

@@ -19,7 +19,7 @@ verdict is read from trusted prompts alone, never from text the proof could have
 
 1. once per statement: ``BackTo <post-header state>. Definition stp_stmt_N : Type :=
    (<statement as one type>). Module Cand_N. <statement> Proof.``; the trusted prompt must
-   show the theorem's proof open (else the statement does not elaborate: ``verifier_error``).
+   show the theorem's proof open (else the statement does not elaborate: ``ill_typed``).
 2. each sentence in its own exchange: it went through if and only if the state changed. The
    first that fails makes the proof ``failed``, as ``coqc`` would stop there. A proof whose
    output runs past ``_OUTPUT_LIMIT`` bytes is ``failed``: nothing of it is read.
@@ -423,10 +423,10 @@ class RocqWorker:
         try:
             statement = parse_statement(job.formal_statement)
         except ValueError as exc:
-            return checking.result(Verdict.VERIFIER_ERROR, detail=str(exc))
+            return checking.result(Verdict.ILL_TYPED, detail=str(exc))
         if not single_sentence(job.formal_statement):
             detail = "the statement is not exactly one sentence (or holds unusual characters)"
-            return checking.result(Verdict.VERIFIER_ERROR, detail=detail)
+            return checking.result(Verdict.ILL_TYPED, detail=detail)
         try:
             self._load_header(job.header)
         except (_Timeout, _Crashed) as exc:
@@ -443,7 +443,7 @@ class RocqWorker:
         try:
             if not self._enter_statement(job, statement):
                 return checking.result(
-                    Verdict.VERIFIER_ERROR,
+                    Verdict.ILL_TYPED,
                     detail=f"the statement does not elaborate: {self._statement_error}",
                 )
             result = self._run_job(job, sentences, statement, checking)

@@ -18,6 +18,7 @@ class Verdict(enum.Enum):
     UNSOUND = "unsound"  # forbidden axiom, changed statement, banned command
     TIMEOUT = "timeout"
     VERIFIER_ERROR = "verifier_error"  # the checker crashed or ran out of memory
+    ILL_TYPED = "ill_typed"  # the statement itself does not parse or elaborate: no proof ran
 
 
 @dataclass(frozen=True, slots=True)
