@@ -424,6 +424,43 @@ class TrainingConfig:
     gradient_checkpointing: bool = _field(
         False, "Recompute activations in the backward pass: less memory, ~30% slower (7B models)."
     )
+    save_dtype: Literal["auto", "float32", "bfloat16"] = _field(
+        "auto",
+        "Dtype of the saved weights. auto: bfloat16 when mixed_precision is bf16 (a 7B model's "
+        "weights are 13.8 GB instead of 27.6 GB for every vLLM engine to read each round), "
+        "else float32 (on a CPU bfloat16 buys nothing: the tiny model is a few MB and is "
+        "sampled and trained in float32, and rounding only adds noise). ZeRO-3 gathers 16-bit "
+        "weights to save them, so float32 there only widens them.",
+    )
+    launcher: Literal["inline", "accelerate"] = _field(
+        "inline",
+        "How a run's train stages (initial fine-tune, each round's, final re-training) train. "
+        "inline: in the stp process itself, on one device. accelerate: as a job of its own, "
+        "`accelerate launch --config_file <accelerate_config> -m stp train ...`, in its own "
+        "process group; DDP, ZeRO-3 or FSDP over the GPUs of one node or several (README, "
+        "Cluster). The job writes the stage's model folder, and the round goes on with it.",
+    )
+    accelerate_config: str = _field(
+        "configs/accelerate/deepspeed_zero3.yaml",
+        "accelerate launch config for launcher=accelerate (configs/accelerate/: single_gpu, "
+        "multi_gpu (DDP), deepspeed_zero3, fsdp, cpu_ddp; multi_node for several nodes).",
+    )
+    num_processes: int | None = _field(
+        None,
+        "launcher=accelerate: processes of the job, over all nodes (null: the accelerate "
+        "config's num_processes). Each optimizer step takes batch_size x num_processes x "
+        "gradient_accumulation_steps examples.",
+    )
+    launch_prefix: list[str] = _field(
+        [],
+        "launcher=accelerate: a command the accelerate launch line runs under, e.g. "
+        "[srun, --nodes=2, --ntasks-per-node=1] to start it once on every node.",
+    )
+    accelerate_args: list[str] = _field(
+        [],
+        "launcher=accelerate: more `accelerate launch` arguments, e.g. [--main_process_ip, "
+        "node001] for several nodes (set processes with num_processes, not here).",
+    )
 
     def validate(self) -> None:
         if self.learning_rate <= 0:
@@ -442,6 +479,23 @@ class TrainingConfig:
             raise ConfigError(f"training.warmup_ratio: must be in [0, 1), got {self.warmup_ratio}")
         if self.max_grad_norm < 0:
             raise ConfigError(f"training.max_grad_norm: must be >= 0, got {self.max_grad_norm}")
+        if self.num_processes is not None and self.num_processes < 1:
+            raise ConfigError(f"training.num_processes: must be >= 1, got {self.num_processes}")
+
+    def result_settings(self) -> dict[str, Any]:
+        """The settings the trained model depends on: all but how the job is launched."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in LAUNCH_FIELDS}
+
+
+# How a training job is started, not what it computes (the process count is recorded with
+# the model separately: it sets how many examples each optimizer step takes).
+LAUNCH_FIELDS = (
+    "launcher",
+    "accelerate_config",
+    "num_processes",
+    "launch_prefix",
+    "accelerate_args",
+)
 
 
 @dataclass

@@ -39,6 +39,10 @@ class TrainingOutputConflict(UserError):
     """The output folder holds a finished or partial run with different data or settings."""
 
 
+class TrainingJobFailed(UserError, RuntimeError):
+    """A training job launched by a run's train stage failed; its own output says why."""
+
+
 class EvaluationMismatch(UserError):
     """The output folder holds an evaluation of something else; pick another folder."""
 

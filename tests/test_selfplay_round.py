@@ -247,6 +247,7 @@ def test_the_lean_config_runs_its_stages_with_cpu_stand_ins(played):
                 "selection.proofs_per_statement_round0=2",
                 "training.mixed_precision=no",
                 "training.gradient_checkpointing=false",
+                f"training.accelerate_config={REPO / 'configs' / 'accelerate' / 'cpu_ddp.yaml'}",
             ],
         )
         summary = advance(config, log=lambda _: None)

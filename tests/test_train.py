@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +17,7 @@ from stp.config import TrainingConfig
 from stp.data import DataError, load_benchmark
 from stp.errors import TrainingOutputConflict
 from stp.languages import ROCQ
-from stp.models.train import CHECKPOINTS, IGNORE_INDEX, tokenize_example, train
+from stp.models.train import CHECKPOINTS, IGNORE_INDEX, partial_dir, tokenize_example, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,26 +119,6 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_model: Path, tmp_path: 
     assert_same_weights(big, accumulated)
 
 
-@pytest.mark.slow
-def test_two_process_data_parallel_equals_one_big_batch(tiny_model: Path, tmp_path: Path) -> None:
-    """torchrun with two CPU processes (gloo): the same step as one process with both halves."""
-    data = write_examples(tmp_path / "train.jsonl", four_examples())
-    big = train(str(tiny_model), data, tmp_path / "big", replace(ONE_SGD_STEP, batch_size=4))
-    flags = [
-        f"--training.{f.name}={getattr(ONE_SGD_STEP, f.name)}"
-        for f in dataclasses.fields(ONE_SGD_STEP)
-        if f.name != "batch_size"
-    ]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-    command += ["-m", "stp", "train", "--base-model", str(tiny_model), "--examples", str(data)]
-    command += ["--out", str(tmp_path / "ddp"), "--training.batch_size", "2", *flags]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((tmp_path / "ddp" / "training.json").read_text())["steps"] == 1
-    assert_same_weights(big, tmp_path / "ddp")
-
-
 def test_loss_goes_down(tiny_model: Path, tmp_path: Path) -> None:
     data = write_examples(tmp_path / "train.jsonl", [example(0), example(1)])
     config = TrainingConfig(learning_rate=3e-3, batch_size=2, epochs=12, max_seq_len=512)
@@ -171,7 +147,9 @@ def test_resume_after_kill_reaches_the_same_weights(tiny_model: Path, tmp_path: 
 
     with pytest.raises(Killed):
         train(str(tiny_model), data, tmp_path / "resumed", config, progress=kill_at_step_5)
-    assert [p.name for p in (tmp_path / "resumed" / CHECKPOINTS).iterdir()] == ["step-00000003"]
+    assert not (tmp_path / "resumed").exists()  # the model folder appears only when whole
+    work = partial_dir(tmp_path / "resumed")
+    assert [p.name for p in (work / CHECKPOINTS).iterdir()] == ["step-00000003"]
     steps: list[int] = []
     train(
         str(tiny_model), data, tmp_path / "resumed", config, progress=lambda s, t: steps.append(s)
@@ -183,7 +161,7 @@ def test_resume_after_kill_reaches_the_same_weights(tiny_model: Path, tmp_path: 
     assert [row["step"] for row in resumed_log] == list(range(1, 10))
     for a, b in zip(straight_log, resumed_log, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["lr"] == b["lr"]
-    assert not (tmp_path / "resumed" / CHECKPOINTS).exists()
+    assert not (tmp_path / "resumed" / CHECKPOINTS).exists() and not work.exists()
     assert max_difference(straight, tiny_model) > 1e-4
 
 
@@ -228,4 +206,7 @@ def test_accelerate_configs_parse(path: Path) -> None:
     from accelerate.commands.config.config_args import load_config_from_file
 
     launch = load_config_from_file(str(path))
-    assert launch.mixed_precision == "bf16" and not launch.use_cpu
+    if path.stem.startswith("cpu"):
+        assert launch.mixed_precision == "no" and launch.use_cpu
+    else:
+        assert launch.mixed_precision == "bf16" and not launch.use_cpu

@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stp.config import add_config_arguments, config_from_args
+from stp.runs import stage_seed
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -35,6 +36,11 @@ def _train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     base_model = args.base_model or config.run.base_model
+    # Round N's train stage seeds from run.seed, N and the stage: the same seed here makes
+    # the model that round would train, which its train stage then keeps.
+    seed = (
+        config.run.seed if args.round is None else stage_seed(config.run.seed, args.round, "train")
+    )
     bars: list[tqdm] = []
 
     def progress(step: int, total: int) -> None:
@@ -49,7 +55,7 @@ def _train(args: argparse.Namespace) -> int:
         args.examples,
         args.out,
         config.training,
-        seed=config.run.seed,
+        seed=seed,
         progress=progress,
     )
     for bar in bars:
@@ -87,5 +93,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--examples", type=Path, required=True, help="Training JSONL file.")
     train.add_argument("--out", type=Path, required=True, help="Folder for the trained model.")
+    train.add_argument(
+        "--round",
+        type=int,
+        metavar="N",
+        help="Train as round N of the config's run does (its seed, from run.seed and N), so "
+        "that round's train stage keeps the model: --base-model is round N-1's model (round 0: "
+        "run.base_model, or bootstrap/sft_model), --examples round N's train.jsonl, --out round "
+        "N's model folder, the same config. Without it the seed is run.seed.",
+    )
     add_config_arguments(train, ("run", "training"))
     train.set_defaults(func=_train)

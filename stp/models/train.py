@@ -14,6 +14,9 @@ from its launch config (``configs/accelerate/``)::
     # several nodes: the same line on every node, with --num_machines, --machine_rank,
     # --main_process_ip added (or set in the YAML)
 
+A run's train stages launch the same command themselves with ``training.launcher:
+accelerate`` (``stp.selfplay.training``); ``stp train --round N`` seeds as round N does.
+
 Examples are JSONL rows ``{"prompt": str, "completion": str, "weight": float}`` (weight >= 0;
 1 when absent). The loss is
 the causal-LM cross-entropy on completion tokens only (prompt and padding tokens get label
@@ -36,12 +39,15 @@ way). Within a step the examples are sorted by length before being cut into micr
 padding is small. The last step is filled up with weight-0 copies of the shortest example
 so every process runs the same number of micro-batches.
 
-Resuming: every ``save_every_steps`` steps the full state (model, optimizer, scheduler, RNG)
-is saved with ``accelerator.save_state`` under ``<out>/checkpoints/``; a restarted run loads
-the latest one and goes on from the next step, reaching the same final weights. The finished
-model (``save_pretrained``: model and tokenizer) is written to ``<out>`` with ``training.json``
-(config, base model, sha256 of the examples file) last; a run whose ``training.json`` matches
-is skipped. ``<out>/train_log.jsonl`` holds each step's loss (as defined above) and learning rate.
+Output: a run in progress writes into ``.<out>.partial/`` beside ``<out>``: every
+``save_every_steps`` steps the full state (model, optimizer, scheduler, RNG) is saved there with
+``accelerator.save_state`` under ``checkpoints/``; a restarted run loads the latest one and goes
+on from the next step, reaching the same final weights. The finished model (``save_pretrained``:
+weights in ``training.save_dtype``, tokenizer), ``train_log.jsonl`` (each step's loss as defined
+above, and learning rate) and last ``training.json`` (the run record: base model, sha256 of the
+examples, seed, settings, process count, and each file's size) are written there, and the folder
+is renamed to ``<out>``: ``<out>`` exists only as a whole model. A run whose record matches
+``<out>``'s is skipped; another finished run there is refused.
 """
 
 from __future__ import annotations
@@ -196,17 +202,71 @@ def weighted_token_loss_sum(logits: torch.Tensor, batch: dict[str, torch.Tensor]
     return (per_token.sum(dim=1) * batch["weights"]).sum()
 
 
-def _run_record(base_model: str, digest: str, config: TrainingConfig, seed: int) -> dict[str, Any]:
+def run_record(
+    base_model: str, examples: Path, config: TrainingConfig, seed: int, processes: int
+) -> dict[str, Any]:
+    """What a run's result depends on, as ``training.json`` and checkpoints record it. A local
+    base model is named by its absolute path, so ``runs/x/model`` and ``/abs/runs/x/model``
+    are the same run."""
+    local = Path(base_model)
     return {
-        "base_model": base_model,
-        "data_sha256": digest,
+        "base_model": str(local.resolve()) if local.is_dir() else base_model,
+        "data_sha256": file_sha256(examples),
         "seed": seed,
-        "training": dataclasses.asdict(config),
+        "processes": processes,  # each step takes batch_size x processes x accumulation
+        "training": config.result_settings(),
     }
+
+
+def partial_dir(out: Path) -> Path:
+    """Where the run that will become ``out`` works until its model is whole."""
+    return out.parent / f".{out.name}.partial"
 
 
 def _same_run(record: dict[str, Any], expected: dict[str, Any]) -> bool:
     return all(record.get(key) == value for key, value in expected.items())
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """A run record (``training.json``, a checkpoint's ``meta.json``); None when unreadable."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def is_finished(folder: Path, expected: dict[str, Any]) -> bool:
+    """Whether ``folder`` holds the finished model of the run ``expected`` describes, with
+    every file the size it had when the run finished."""
+    record = _read_record(folder / MARKER)
+    if record is None or not _same_run(record, expected):
+        return False
+    files = record.get("files", {})
+    return bool(files) and all(
+        (folder / name).is_file() and (folder / name).stat().st_size == size
+        for name, size in files.items()
+    )
+
+
+def discard_other_runs(out: Path, expected: dict[str, Any]) -> list[Path]:
+    """Make room for the run ``expected``: remove ``out`` unless it is that run's finished
+    model, and its partial folder unless that holds checkpoints of that run (training then
+    resumes from them). For callers that decided ``out`` must hold exactly this run (a run's
+    train stages); ``train`` itself refuses to overwrite. Returns what was removed."""
+    removed = []
+    if out.exists() and not is_finished(out, expected):
+        shutil.rmtree(out)
+        removed.append(out)
+    partial = partial_dir(out)
+    if partial.exists():
+        checkpoint = _latest_checkpoint(partial)
+        meta = _read_record(checkpoint / "meta.json") if checkpoint is not None else None
+        resumable = meta is not None and _same_run(meta, expected)
+        if not (resumable or is_finished(partial, expected)):
+            shutil.rmtree(partial)
+            removed.append(partial)
+    return removed
 
 
 def _read_log(out: Path) -> list[dict[str, Any]]:
@@ -234,15 +294,7 @@ def train(
     if not examples_path.is_file():
         raise MissingInput(f"training examples {examples_path} not found")
     out = Path(out_dir)
-    expected = _run_record(base_model, file_sha256(examples_path), config, seed)
-    if (out / MARKER).is_file():
-        if _same_run(json.loads((out / MARKER).read_text()), expected):
-            return out
-        raise TrainingOutputConflict(
-            f"{out} holds a model trained on other data or settings; "
-            "choose another --out or delete that folder"
-        )
-
+    work = partial_dir(out)
     accelerator = Accelerator(
         # Without a GPU, accelerate only forms a process group over CPUs when told to
         # (torchrun --nproc_per_node N -m stp train ... then trains data parallel on CPUs).
@@ -253,6 +305,18 @@ def train(
         # per step (accelerate's default steps it once per process).
         step_scheduler_with_optimizer=False,
     )
+    world = accelerator.num_processes
+    expected = run_record(base_model, examples_path, config, seed, world)
+    if out.exists():
+        if is_finished(out, expected):
+            return out
+        raise TrainingOutputConflict(
+            f"{out} holds a model trained on other data or settings, or not a whole model; "
+            "choose another --out or delete that folder"
+        )
+    if is_finished(work, expected):  # killed between finishing and the rename
+        _publish(accelerator, work, out)
+        return out
     deepspeed = accelerator.state.deepspeed_plugin
     if deepspeed is not None:
         # No DataLoader goes through `prepare`, so DeepSpeed learns the batch shape here;
@@ -274,7 +338,6 @@ def train(
     ]
     filler_source = min(range(len(data)), key=lambda i: len(data[i].input_ids))
     filler = dataclasses.replace(data[filler_source], weight=0.0)
-    world = accelerator.num_processes
     plan = plan_steps(
         data, config.epochs, config.batch_size, config.gradient_accumulation_steps * world, seed
     )
@@ -302,18 +365,18 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     start_step = 0
-    checkpoint = _latest_checkpoint(out)
+    checkpoint = _latest_checkpoint(work)
     if checkpoint is not None:
         meta = json.loads((checkpoint / "meta.json").read_text())
         if not _same_run(meta, expected):
             raise TrainingOutputConflict(
-                f"{checkpoint} is a checkpoint of other data or settings; "
-                "choose another --out or delete that folder"
+                f"{checkpoint} is a checkpoint of other data or settings (or another "
+                "process count); choose another --out or delete that folder"
             )
         accelerator.load_state(str(checkpoint))
         start_step = int(meta["step"])
     # One row per optimizer step; rows past the checkpoint are recomputed, so dropped here.
-    log = [row for row in _read_log(out) if row["step"] <= start_step]
+    log = [row for row in _read_log(work) if row["step"] <= start_step]
 
     model.train()
     rank = accelerator.process_index
@@ -352,26 +415,68 @@ def train(
         loss = accelerator.reduce(loss_sum, "sum").item() / max(step_weight, 1e-12)
         log.append({"step": done, "loss": loss, "lr": scheduler.get_last_lr()[0]})
         if done < total_steps and done % config.save_every_steps == 0:
-            _save_checkpoint(accelerator, out, done, expected)
+            _save_checkpoint(accelerator, work, done, expected)
             if accelerator.is_main_process:
-                atomic_write_jsonl(out / LOG, log)
+                atomic_write_jsonl(work / LOG, log)
         if progress is not None:
             progress(done, total_steps)
 
     accelerator.wait_for_everyone()
-    accelerator.unwrap_model(model).save_pretrained(
-        out,
+    dtype = saved_dtype(config)
+    # Every rank takes part in gathering a sharded (ZeRO-3, FSDP) model; ZeRO-3 hands the
+    # weights to the main process only (None elsewhere).
+    state_dict = accelerator.get_state_dict(model)
+    if state_dict is not None:
+        state_dict = _cast(state_dict, dtype)
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(
+        work,
         is_main_process=accelerator.is_main_process,
         save_function=accelerator.save,
-        state_dict=accelerator.get_state_dict(model),
+        state_dict=state_dict,
     )
     if accelerator.is_main_process:
-        tokenizer.save_pretrained(out)
-        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # optimizer states are large
-        atomic_write_jsonl(out / LOG, log)
-        atomic_write_json(out / MARKER, {**expected, "steps": total_steps, "examples": len(data)})
-    accelerator.wait_for_everyone()
+        # save_pretrained names the dtype of the parameters in memory (float32 master weights)
+        # in config.json; loaders (vLLM's dtype=auto) should see the dtype on disk.
+        unwrapped.config.dtype = str(dtype).removeprefix("torch.")
+        unwrapped.config.save_pretrained(work)
+        tokenizer.save_pretrained(work)
+        shutil.rmtree(work / CHECKPOINTS, ignore_errors=True)  # optimizer states are large
+        atomic_write_jsonl(work / LOG, log)
+        files = {p.name: p.stat().st_size for p in sorted(work.iterdir()) if p.is_file()}
+        record = {**expected, "steps": total_steps, "examples": len(data), "files": files}
+        atomic_write_json(work / MARKER, record)
+    _publish(accelerator, work, out)
     return out
+
+
+def saved_dtype(config: TrainingConfig) -> torch.dtype:
+    if config.save_dtype == "auto":
+        return torch.bfloat16 if config.mixed_precision == "bf16" else torch.float32
+    return torch.bfloat16 if config.save_dtype == "bfloat16" else torch.float32
+
+
+def _cast(state_dict: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Floating-point tensors in ``dtype``; tied weights (one tensor under two names) stay
+    one tensor, which the save then stores once."""
+    cast: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
+    result = {}
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point():
+            key = (tensor.data_ptr(), tuple(tensor.shape))
+            if key not in cast:
+                cast[key] = tensor.to(dtype)
+            tensor = cast[key]
+        result[name] = tensor
+    return result
+
+
+def _publish(accelerator: Accelerator, work: Path, out: Path) -> None:
+    """Rename the finished ``work`` folder to ``out``: one step, so ``out`` is whole or absent."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        work.rename(out)
+    accelerator.wait_for_everyone()
 
 
 def _save_checkpoint(

@@ -25,7 +25,7 @@ from stp.errors import ConfigError
 from stp.runs import RunLayout, stage_seed
 from stp.selfplay.records import TrainingExample, write_records
 from stp.selfplay.targets import dataset_targets
-from stp.selfplay.training import discard_finished_model, train_model
+from stp.selfplay.training import train_model
 from stp.stages import fingerprint, read_stage, run_stage
 
 if TYPE_CHECKING:
@@ -147,15 +147,13 @@ def bootstrap(config: STPConfig, layout: RunLayout, log: Log) -> None:
     def initial_fine_tune() -> dict[str, Any]:
         count = write_records(examples, sft_examples(config))
         log(f"bootstrap: initial fine-tune on {count} corpus examples")
-        discard_finished_model(out)
         training = dataclasses.replace(
             config.training,
             epochs=config.run.initial_sft_epochs or config.training.epochs,
             learning_rate=config.run.initial_sft_learning_rate or config.training.learning_rate,
         )
-        train_model(
-            config.run.base_model, examples, out, training, stage_seed(config.run.seed, -1, "sft")
-        )
+        seed = stage_seed(config.run.seed, -1, "sft")
+        train_model(config.run.base_model, examples, out, training, seed, log)
         return {"examples": count}
 
     settings = {

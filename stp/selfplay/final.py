@@ -29,7 +29,7 @@ from stp.selfplay.records import (
     write_records,
 )
 from stp.selfplay.selection import PROVED
-from stp.selfplay.training import apply_torch_threads, discard_finished_model, train_model
+from stp.selfplay.training import apply_torch_threads, train_model
 from stp.stages import fingerprint, read_stage, run_stage
 
 
@@ -108,9 +108,8 @@ def final_retrain(config: STPConfig, log: Callable[[str], None] = print) -> Path
     base = start_model(config, layout)
 
     def train() -> dict[str, Any]:
-        discard_finished_model(out)
         seed = stage_seed(config.run.seed, -2, "final")
-        return {"model": str(train_model(base, examples, out, config.training, seed))}
+        return {"model": str(train_model(base, examples, out, config.training, seed, log))}
 
     settings = {"base": base, "seed": config.run.seed, "training": vars(config.training)}
     run_stage(

@@ -234,14 +234,15 @@ def select(r: Round) -> dict[str, Any]:
 
 def train(r: Round) -> dict[str, Any]:
     examples, out = r.path(TRAIN_FILE), r.path(MODEL_DIR)
-    training.discard_finished_model(out)
     if r.config.run.mode == "parallel_sampling":
+        training.discard_model(out)
         r.log("  train: skipped (parallel_sampling keeps the model fixed)")
         return {"model": r.model, "trained": False}
     if not any(True for _ in read_jsonl(examples)):
+        training.discard_model(out)
         r.log("  train: no examples this round, the model stays as it is")
         return {"model": r.model, "trained": False}
-    model = training.train_model(r.model, examples, out, r.config.training, r.seed("train"))
+    model = training.train_model(r.model, examples, out, r.config.training, r.seed("train"), r.log)
     r.log(f"  train: model written to {model}")
     return {"model": str(model), "trained": True}
 
