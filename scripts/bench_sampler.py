@@ -30,7 +30,7 @@ from transformers import PretrainedConfig
 
 from stp.config import SamplingConfig
 from stp.data import load_benchmark
-from stp.languages import ROCQ
+from stp.languages.rocq import ROCQ
 from stp.models.fast_sampler import FastSampler
 from stp.models.hf_sampler import HFSampler
 from stp.models.sampler import Sampler

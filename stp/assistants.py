@@ -15,7 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stp.errors import VerifierUnavailableError
-from stp.languages import ISABELLE, LEAN, ROCQ, FormalLanguage
+from stp.languages.base import FormalLanguage
+from stp.languages.isabelle import ISABELLE
+from stp.languages.lean import LEAN
+from stp.languages.rocq import ROCQ
 
 
 @dataclass(frozen=True, slots=True)

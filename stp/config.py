@@ -174,6 +174,11 @@ class VerificationConfig:
     jobs_per_worker: int = _field(
         500, "Retire and restart a worker after this many jobs (memory grows with use)."
     )
+    resource_retries: int = _field(
+        2,
+        "Times a job whose checker ran out of memory or threads runs again on a fresh process "
+        "before it is `resource_limit` (lean and isabelle backends); a crash is retried once.",
+    )
     header_timeout_s: float = _field(
         120.0,
         "Wall-clock limit for a worker to load one header (imports), in seconds (Lean's "
@@ -257,6 +262,10 @@ class VerificationConfig:
         if self.jobs_per_worker < 1:
             raise ConfigError(
                 f"verification.jobs_per_worker: must be >= 1, got {self.jobs_per_worker}"
+            )
+        if self.resource_retries < 0:
+            raise ConfigError(
+                f"verification.resource_retries: must be >= 0, got {self.resource_retries}"
             )
         lake = Path(self.lean_lake_path).expanduser()
         if self.lean_lake_path and not lake.is_absolute():

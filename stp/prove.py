@@ -45,7 +45,7 @@ from stp.artifacts import (
 from stp.config import SamplingConfig
 from stp.data.benchmarks import Statement
 from stp.errors import MissingInput
-from stp.languages import FENCE, FormalLanguage
+from stp.languages.base import FENCE, FormalLanguage
 from stp.models.sampler import Completion, Sampler
 from stp.verify.types import Verifier, VerifyJob
 

@@ -9,7 +9,9 @@ theory by rules on its proof text instead of by Isabelle:
 - ``by fake_skip`` / ``by fake_oracle``: the check reports the ``skip_proof`` / ``evaluation``
   oracle; ``by fake_axiom``: the check reports added axioms;
 - ``by fake_hang``: no answer; ``by fake_crash``: the server exits; ``by fake_garbage``: a
-  reply that is not ``name JSON``;
+  reply that is not ``name JSON``; ``by fake_oom``: the JVM runs out of heap (it says so on
+  stderr, and the server exits); ``by fake_oom_once``: the same, the first time any server
+  sees it (a flag file beside ``FAKE_ISABELLE_LOG``);
 - ``imports Broken``: an error in the header; anything else checks, and the check replies OK.
 
 The check's reply is built from the nonce in the theory's own check text, as the real check
@@ -63,6 +65,16 @@ def check(path: Path, conn: socket.socket) -> tuple[bool, list[dict[str, Any]]]:
         return False, [message("error", 'Bad theory import "Broken"', 1, file)]
     if "theorem" not in text:  # a header alone
         return True, []
+    if "fake_oom" in text:
+        flag = Path(os.environ.get("FAKE_ISABELLE_LOG", "/nonexistent") + ".oom")
+        if "fake_oom_once" not in text or not flag.exists():
+            if "fake_oom_once" in text:
+                flag.touch()
+            sys.stderr.write(
+                'Exception in thread "main" java.lang.OutOfMemoryError: Java heap space\n'
+            )
+            sys.stderr.flush()
+            os._exit(3)
     for rule in ("fake_fail", "fake_open", "fake_hang", "fake_crash", "fake_garbage"):
         if rule not in text:
             continue

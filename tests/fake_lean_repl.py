@@ -30,8 +30,14 @@ follow-up's random name).
 
 Markers in a command misbehave on demand: ``FAKE_CRASH`` (exit without answering),
 ``FAKE_CRASH_ONCE`` (crash the first time any process sees it), ``FAKE_HANG`` (start a
-grandchild ``sleep`` and hang), ``FAKE_GARBAGE`` (answer non-JSON), ``FAKE_STDERR`` (write to
-stderr, then answer), ``FAKE_BAD_HEADER`` (answer with an error, as for a missing import).
+grandchild ``sleep`` and hang), ``FAKE_GARBAGE`` (answer non-JSON), ``FAKE_STDERR`` (write a
+Lake warning to stderr, then answer), ``FAKE_BAD_HEADER`` (answer with an error, as for a
+missing import). Out of memory under the address-space limit, as Lean dies of it:
+``FAKE_OOM_<KIND>`` every time, ``FAKE_OOM_ONCE_<KIND>`` the first time any process sees it,
+where KIND is ``THREAD`` (``failed to create thread`` on stderr, then abort), ``BAD_ALLOC``
+(``std::bad_alloc``, abort), ``ENOMEM`` (``Cannot allocate memory``, exit 1), ``KILLED``
+(SIGKILL, silently, as the kernel's OOM killer does) or ``ANSWER`` (stay alive and answer with
+an error, after writing ``INTERNAL PANIC: out of memory`` to stderr).
 Like REPL revisions before leanprover-community/repl#49 it never flushes stdout, so a client
 only gets answers when stdout is a terminal (line-buffered).
 
@@ -44,6 +50,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -87,6 +95,7 @@ _DECLARATION = re.compile(
 )
 _AXIOMS_COMMENT = re.compile(r"-- fake-axioms: (.*)")
 _PRINT_AXIOMS = re.compile(r"#print axioms (?:_root_\.)?(\S+)")
+_OOM = re.compile(r"FAKE_OOM_(ONCE_)?(THREAD|BAD_ALLOC|ENOMEM|KILLED|ANSWER)")
 _CHECK_NAME = re.compile(r"^#check (?:_root_\.)?([\w.']+)\s*$", re.M)
 _SAME_TYPE = re.compile(
     r"#check \(rfl : type_of% @(?:_root_\.)?(\S+) = type_of% @(?:_root_\.)?(\S+)\)"
@@ -111,7 +120,8 @@ class FakeRepl:
             with self.log.open("a") as f:
                 f.write(json.dumps({"pid": os.getpid(), **entry}) + "\n")
 
-    def misbehave(self, cmd: str) -> None:
+    def misbehave(self, cmd: str) -> dict[str, Any] | None:
+        """Misbehave as ``cmd``'s markers say; an answer to give in place of the real one."""
         if "FAKE_CRASH_ONCE" in cmd:
             assert self.state is not None, "FAKE_CRASH_ONCE needs FAKE_REPL_STATE"
             flag = self.state / "crashed_once"
@@ -120,6 +130,14 @@ class FakeRepl:
                 sys.exit(3)
         elif "FAKE_CRASH" in cmd:
             sys.exit(3)
+        if oom := _OOM.search(cmd):
+            once, kind = oom.groups()
+            flag = self.state / f"oom_{kind}" if once and self.state is not None else None
+            if flag is None or not flag.exists():
+                if flag is not None:
+                    flag.touch()
+                self.record({"event": "oom", "kind": kind})
+                return self.out_of_memory(kind)
         if "FAKE_HANG" in cmd:
             child = subprocess.Popen(["sleep", "600"])
             self.record({"event": "hang", "grandchild": child.pid})
@@ -128,12 +146,42 @@ class FakeRepl:
             sys.stdout.write("this is not JSON\n\n")
             sys.stdout.flush()
         if "FAKE_STDERR" in cmd:
-            sys.stderr.write("warning: something on stderr\n")
+            sys.stderr.write(
+                "warning: manifest out of date: git revision of dependency 'mathlib' changed\n"
+            )
             sys.stderr.flush()
+        return None
+
+    def out_of_memory(self, kind: str) -> dict[str, Any] | None:
+        """Die of (or, for ``ANSWER``, answer through) an out-of-memory condition."""
+        messages = {
+            "THREAD": "libc++abi: terminating due to uncaught exception of type "
+            "lean::exception: failed to create thread",
+            "BAD_ALLOC": "terminate called after throwing an instance of 'std::bad_alloc'\n"
+            "  what():  std::bad_alloc",
+            "ENOMEM": "uncaught exception: Cannot allocate memory",
+            "ANSWER": "INTERNAL PANIC: out of memory",
+        }
+        if kind in messages:
+            sys.stderr.write(messages[kind] + "\n")
+            sys.stderr.flush()
+        if kind == "ANSWER":
+            return {"messages": [self.message("error", "(deterministic) timeout")]}
+        if kind == "KILLED":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "ENOMEM":
+            sys.exit(1)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file in the test's folder
+        os.abort()
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request["cmd"]
-        self.misbehave(cmd)
+        forced = self.misbehave(cmd)
+        if forced is not None:
+            response = forced
+            response["env"] = len(self.envs)
+            self.envs.append({})
+            return response
         if "FAKE_BAD_HEADER" in cmd:
             return {"messages": [self.message("error", "unknown package 'Mathlb'")], "env": 0}
         if "env" in request:

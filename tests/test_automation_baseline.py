@@ -11,7 +11,8 @@ from stp.cli import main
 from stp.config import load_config
 from stp.errors import ConfigError
 from stp.eval.runner import read_manifest
-from stp.languages import LEAN, ROCQ
+from stp.languages.lean import LEAN
+from stp.languages.rocq import ROCQ
 from stp.models.automation import AutomationSampler, automation_prover
 
 

@@ -17,7 +17,7 @@ from stp.data.corpus import (
     qualified_names,
     write_corpus,
 )
-from stp.languages import ROCQ
+from stp.languages.rocq import ROCQ
 
 ADD_COMM = Lemma("Nat.add_comm", "Nat.add_comm : forall n m, n + m = m + n", "Coq.Arith.PeanoNat")
 N_ADD_COMM = Lemma("N.add_comm", "N.add_comm : forall n m, (n + m = m + n)%N", "Coq.NArith.BinNat")

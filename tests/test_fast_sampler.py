@@ -26,7 +26,7 @@ from transformers import (
 
 from stp.config import SamplingConfig
 from stp.data import load_benchmark
-from stp.languages import ROCQ
+from stp.languages.rocq import ROCQ
 from stp.models import make_sampler
 from stp.models.fast_sampler import FastSampler, sample_tokens
 from stp.models.hf_sampler import CompletionDecoder, HFSampler

@@ -18,7 +18,7 @@ import pytest
 from stp.cli import main
 from stp.config import VerificationConfig
 from stp.data import load_benchmark
-from stp.languages import ISABELLE, isabelle_code, isabelle_theorem_name
+from stp.languages.isabelle import ISABELLE, isabelle_code
 from stp.verify import VerifierUnavailableError, make_verifier
 from stp.verify.isabelle import JobTheory, banned_text, job_theory, judge, rename_theory
 from stp.verify.pool import Deduplicated
@@ -111,7 +111,7 @@ def test_every_bundled_minif2f_statement_names_its_theorem_and_header_its_theory
     statements += list(load_benchmark("minif2f", "isabelle", split="test"))
     assert len(statements) == 488
     for s in statements:
-        assert isabelle_theorem_name(s.formal_statement) == s.name
+        assert ISABELLE.theorem_name(s.formal_statement) == s.name
         assert rename_theory(s.header, "T").lstrip().startswith("theory T")
 
 
@@ -283,6 +283,20 @@ def test_a_crash_is_retried_once_then_is_a_verifier_error(log: Path) -> None:
     assert _events(log).count("start") == 5  # crash twice, garbage twice, then a fresh one
 
 
+def test_out_of_memory_is_retried_on_fresh_servers_then_is_a_resource_limit(log: Path) -> None:
+    jobs = [job("once", "by fake_oom_once"), job("always", "by fake_oom"), job("ok", "by simp")]
+    with make() as verifier:
+        results = verifier.verify(jobs)
+    assert [r.verdict for r in results] == [
+        Verdict.PROVED,
+        Verdict.RESOURCE_LIMIT,
+        Verdict.PROVED,
+    ]
+    assert "OutOfMemoryError" in results[1].detail and "on 3 tries" in results[1].detail
+    # once: out of memory, then a fresh server; always: two more; ok: a fresh one
+    assert _events(log).count("start") == 5
+
+
 def test_a_broken_header_fails_its_jobs_once_and_others_go_on(log: Path) -> None:
     broken = "theory broken imports Broken\nbegin\n\n"
     jobs = [job("b1", "by simp", broken), job("ok", "by simp"), job("b2", "by auto", broken)]
@@ -359,7 +373,7 @@ def test_isabelle_prompt_and_parsing() -> None:
     assert ISABELLE.statement_body(STATEMENT).startswith("fixes n :: nat")
     conjecture = ISABELLE.parse_conjecture('foo: fixes m :: nat shows "m * 1 = m"\n```', "c7")
     assert conjecture == 'theorem c7:\n  fixes m :: nat shows "m * 1 = m"'
-    assert isabelle_theorem_name(conjecture) == "c7"
+    assert ISABELLE.theorem_name(conjecture) == "c7"
     assert ISABELLE.parse_conjecture('foo: "m = m" by simp', "c7") is None
     assert ISABELLE.parse_conjecture("no statement here", "c7") is None
 

@@ -1,7 +1,11 @@
 import pytest
 
 from stp.data import load_benchmark
-from stp.languages import LEAN, ROCQ, language, rocq_sentence_end, rocq_sentences
+from stp.languages import language
+from stp.languages.lean import LEAN
+from stp.languages.rocq import ROCQ, THEOREM_KEYWORDS, rocq_sentence_end, rocq_sentences
+from stp.verify.rocq import ParsedStatement, parse_statement
+from stp.verify.rocq_proof import proof_sentences
 
 
 def test_assemble_matches_sources_md():
@@ -46,6 +50,21 @@ def test_parse_lean_proof_strips_restated_statement():
     stmt = "theorem t : 1 + 1 = 2 := by"
     assert LEAN.parse_proof("  norm_num\n```") == "  norm_num"
     assert LEAN.parse_proof(f"{stmt}\n  norm_num\n```\n", stmt) == "  norm_num"
+
+
+@pytest.mark.parametrize("lang", [ROCQ, LEAN])
+@pytest.mark.parametrize(
+    "proof", ["intros. lia.", "  norm_num\n  simp", "  induction n\n  all_goals simp"]
+)
+def test_a_training_target_parses_back_to_its_proof(lang, proof):
+    # the model learns to write exactly what the verifier will check, indentation included
+    assert lang.parse_proof(lang.prover_completion(f"\n{proof}\n")) == proof
+
+
+def test_a_lean_training_target_keeps_the_tactic_block_indented():
+    stmt = "theorem t : 1 + 1 = 2 := by"
+    file = LEAN.prover_prompt("", stmt) + LEAN.prover_completion("  norm_num")
+    assert f"{stmt}\n  norm_num\n```" in file
 
 
 def test_informal_statement_is_a_comment():
@@ -118,6 +137,27 @@ def test_rocq_sentences_split_like_coqtop():
     assert rocq_sentences("intros. (* open")[1] == len("intros. ")
 
 
+def test_rocq_sentences_follow_the_proof_splitter():
+    """Headers and library files are split by the rules proofs are (``...`` ends a sentence,
+    ``2: {`` is one, ``.(`` and ``x.y`` do not end one), leniently: nothing is refused."""
+    text = "auto...\nQed.\n2: { exact p.(fst). }\nall: lia.\nCheck Nat.add.(* c *)x. y..z. w"
+    spans, unread = rocq_sentences(text)
+    assert [text[a:b] for a, b in spans] == [
+        "auto...",
+        "Qed.",
+        "2: {",
+        "exact p.(fst).",
+        "}",
+        "all: lia.",
+        "Check Nat.add.(* c *)x.",
+        "y..z.",
+    ]
+    assert unread == text.index("w")
+    for proof in ["exact p.(fst).", "lia...", "simpl. auto."]:
+        by_proof = [proof[s.start : s.end] for s in proof_sentences(proof)]
+        assert by_proof == [proof[a:b] for a, b in rocq_sentences(proof)[0]]
+
+
 def test_unknown_language():
     with pytest.raises(ValueError, match="no prompt format for 'coq'"):
         language("coq")
@@ -128,3 +168,12 @@ def test_identifiers_skip_comments_and_strings():
     assert ROCQ.identifiers(rocq) == ("intros", "n", "idtac", "rewrite", "Nat.add_comm", "le_n_S'")
     lean = '  -- uses Nat.foo\n  /- Nat.bar /- nested -/ -/ simp [Nat.add_comm, mul_le_mul_left\']\n  exact "s"'
     assert LEAN.identifiers(lean) == ("simp", "Nat.add_comm", "mul_le_mul_left'", "exact")
+
+
+@pytest.mark.parametrize("keyword", THEOREM_KEYWORDS)
+def test_rocq_deduplication_strips_every_theorem_keyword(keyword):
+    """Statements differing only in keyword and name are one statement, ``Example`` included:
+    the keywords are the ones the verifier accepts."""
+    statement = f"{keyword} any_name (n : nat) : n + 0 = n."
+    assert ROCQ.statement_body(statement) == "(n : nat) : n + 0 = n."
+    assert parse_statement(statement) == ParsedStatement("any_name", "forall (n : nat), n + 0 = n")

@@ -273,7 +273,7 @@ def test_lean_4_9_exploits_are_unsound_before_the_repl(
 @pytest.fixture
 def unscreened(monkeypatch: pytest.MonkeyPatch) -> None:
     """The screen passes everything: the lines behind it must still refuse each exploit."""
-    monkeypatch.setattr("stp.verify.lean.banned_text", lambda proof: None)
+    monkeypatch.setattr("stp.verify.lean.LeanWorker.screen", lambda self, proof: None)
 
 
 # Past the screen, as the REPL answers them (scripted by tests/fake_lean_repl.py): a clean

@@ -11,7 +11,7 @@ from stp.cli import main
 from stp.data import DataError
 from stp.data.corpus import cites_target, lemmas_used, load_corpus
 from stp.data.lean_corpus import extract_lean, load_traced_theorems, theorems_from_trace
-from stp.languages import LEAN
+from stp.languages.lean import LEAN
 
 HEADER = "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n\n"
 

@@ -195,17 +195,68 @@ def test_crash_is_retried_once_then_verifier_error(tmp_path: Path, log: Path) ->
         assert len(starts(log)) == 4
 
 
-@pytest.mark.parametrize(
-    ("marker", "detail"), [("FAKE_GARBAGE", "not JSON"), ("FAKE_STDERR", "stderr")]
-)
-def test_garbage_and_stderr_noise_are_crashes(
-    tmp_path: Path, log: Path, marker: str, detail: str
-) -> None:
+def test_garbage_is_a_crash(tmp_path: Path, log: Path) -> None:
     with make(tmp_path) as verifier:
-        noisy, clean = verifier.verify([marked("noisy", marker), job("clean", PROVED)])
-    assert noisy.verdict is Verdict.VERIFIER_ERROR and detail in noisy.detail
+        noisy, clean = verifier.verify([marked("noisy", "FAKE_GARBAGE"), job("clean", PROVED)])
+    assert noisy.verdict is Verdict.VERIFIER_ERROR and "not JSON" in noisy.detail
     assert clean.verdict is Verdict.PROVED
     assert len(starts(log)) == 3  # crash, retry crash, then a fresh REPL for the clean job
+
+
+def test_lake_warnings_on_stderr_do_not_decide_an_answer(tmp_path: Path, log: Path) -> None:
+    warned = "import Lean -- FAKE_STDERR"  # Lake warns while the header loads, too
+    with make(tmp_path) as verifier:
+        results = verifier.verify(
+            [
+                marked("clean", "FAKE_STDERR", header=warned),
+                marked("wrong", "FAKE_STDERR FAKE_WRONG", header=warned),
+                marked("sorry", "FAKE_STDERR\n  -- fake-axioms: sorryAx", header=warned),
+            ]
+        )
+    assert [r.verdict for r in results] == [Verdict.PROVED, Verdict.FAILED, Verdict.INCOMPLETE]
+    assert len(starts(log)) == 1
+
+
+@pytest.mark.parametrize("kind", ["THREAD", "BAD_ALLOC", "ENOMEM", "KILLED", "ANSWER"])
+def test_out_of_memory_once_is_retried_on_a_fresh_repl(
+    tmp_path: Path, log: Path, kind: str
+) -> None:
+    # Lake warns on every request, as `lake exe repl` does with a stale manifest: neither the
+    # warnings nor one out-of-memory death may cost the proof its verdict.
+    with make(tmp_path) as verifier:
+        (result,) = verifier.verify([marked("p", f"FAKE_STDERR FAKE_OOM_ONCE_{kind}")])
+    assert (result.verdict, result.detail) == (Verdict.PROVED, "")
+    assert len(starts(log)) == 2
+    assert [e["kind"] for e in entries(log) if e["event"] == "oom"] == [kind]
+
+
+def test_out_of_memory_does_not_use_up_the_crash_retry(tmp_path: Path, log: Path) -> None:
+    with make(tmp_path) as verifier:
+        (result,) = verifier.verify([marked("p", "FAKE_OOM_ONCE_THREAD FAKE_CRASH_ONCE")])
+    assert result.verdict is Verdict.PROVED
+    assert len(starts(log)) == 3  # out of memory, then the crash, then the answer
+
+
+@pytest.mark.parametrize("retries", [0, 3])
+def test_out_of_memory_every_time_is_resource_limit(
+    tmp_path: Path, log: Path, retries: int
+) -> None:
+    with make(tmp_path, resource_retries=retries) as verifier:
+        hungry, clean = verifier.verify(
+            [marked("hungry", "FAKE_OOM_BAD_ALLOC"), job("clean", PROVED)]
+        )
+    assert hungry.verdict is Verdict.RESOURCE_LIMIT
+    assert "std::bad_alloc" in hungry.detail and f"on {retries + 1} tries" in hungry.detail
+    assert clean.verdict is Verdict.PROVED
+    assert len(starts(log)) == retries + 2
+
+
+def test_a_header_out_of_memory_is_not_remembered_as_bad(tmp_path: Path, log: Path) -> None:
+    header = "import Lean -- FAKE_OOM_ONCE_ANSWER"
+    with make(tmp_path) as verifier:
+        results = verifier.verify([job("a", PROVED, header=header), job("b", PROVED, header)])
+    assert [r.verdict for r in results] == [Verdict.PROVED, Verdict.PROVED]
+    assert headers_run(log) == [header, header]
 
 
 def test_axioms_decide_the_verdict_of_a_clean_proof(tmp_path: Path, log: Path) -> None:
@@ -313,6 +364,21 @@ def test_stp_verify_cli_with_repl_cmd(tmp_path: Path, log: Path) -> None:
     assert headers_run(log) == ["import Lean"]
 
 
+def test_stp_verify_counts_resource_limits_apart(
+    tmp_path: Path, log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    row = {"id": "m", "header": HEADER, "formal_statement": "theorem t : True := by"}
+    proofs = tmp_path / "proofs.jsonl"
+    proofs.write_text(json.dumps({**row, "proof": "  trivial -- FAKE_OOM_KILLED"}) + "\n")
+    fake = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE))}"
+    argv = ["verify", "--backend", "lean", "--repl-cmd", fake, str(proofs), "--out",
+            str(tmp_path / "r.jsonl"), "--workers", "1", "--verification.lean_project",
+            str(tmp_path), "--verification.resource_retries", "1"]  # fmt: skip
+    assert main(argv) == 0
+    assert "resource_limit 1" in capsys.readouterr().out
+    assert len(starts(log)) == 2
+
+
 def test_stp_verify_with_repl_cmd_runs_outside_the_repository(
     tmp_path: Path, log: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -346,7 +412,7 @@ def test_long_requests_and_characters_outside_the_bmp_arrive_intact(
     assert sent[0]["lines"] == 1
 
 
-def test_a_statement_without_a_name_is_a_verifier_error(tmp_path: Path, log: Path) -> None:
+def test_a_statement_without_a_name_is_ill_typed(tmp_path: Path, log: Path) -> None:
     with make(tmp_path) as verifier:
         (result,) = verifier.verify([job("e", ("example : 1 = 1 := by", "  rfl"))])
-    assert result.verdict is Verdict.VERIFIER_ERROR and "no named theorem" in result.detail
+    assert result.verdict is Verdict.ILL_TYPED and "no named theorem" in result.detail

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fake_lean_repl import VERSION_DIRS, load_transcripts
 
-from stp.languages import lean_declaration_name
+from stp.languages.lean import LEAN
 from stp.verify.lean import (
     ALLOWED_AXIOMS,
     MessagesRewritten,
@@ -182,7 +182,7 @@ def test_an_answer_without_exactly_its_canary_error_was_rewritten(errors: list[d
     ],
 )
 def test_declared_name(statement: str, name: str) -> None:
-    assert lean_declaration_name(statement) == name
+    assert LEAN.theorem_name(statement) == name
 
 
 def test_normalise_header() -> None:
@@ -197,4 +197,4 @@ def test_pins_are_read_from_the_lean_project() -> None:
 
 
 def test_a_statement_without_a_name_cannot_be_checked() -> None:
-    assert lean_declaration_name("example : 1 = 1 := by") is None
+    assert LEAN.theorem_name("example : 1 = 1 := by") is None

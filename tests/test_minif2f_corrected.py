@@ -14,7 +14,7 @@ from stp.config import STPConfig
 from stp.data.benchmarks import DataError, bundled_path, load_benchmark, load_corrected
 from stp.eval.report import Report, compare_markdown, render_markdown
 from stp.eval.runner import build_manifest, data_digest, load_benchmark_for_eval
-from stp.languages import lean_declaration_name
+from stp.languages.lean import LEAN
 
 CORRECTIONS = json.loads(bundled_path("minif2f_lean_corrections.json").read_text())
 DOC = Path(__file__).parents[1] / "docs" / "minif2f-lean-corrections.md"
@@ -32,7 +32,7 @@ def test_the_corrected_set_differs_exactly_in_the_listed_statements() -> None:
         assert before.formal_statement == fix["original"]
         assert after.formal_statement == fix["corrected"]
         assert after == dataclasses.replace(before, formal_statement=fix["corrected"])
-        assert lean_declaration_name(after.formal_statement) == fix["name"]
+        assert LEAN.theorem_name(after.formal_statement) == fix["name"]
         assert after.formal_statement.endswith(":= by") and after.split == fix["split"] == "test"
 
 

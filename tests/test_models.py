@@ -15,7 +15,7 @@ from stp.cli import main
 from stp.config import SamplingConfig
 from stp.data import load_benchmark
 from stp.errors import MissingExtraError
-from stp.languages import ROCQ
+from stp.languages.rocq import ROCQ
 from stp.models import make_sampler
 from stp.models.embed import mean_pooled_embeddings
 from stp.models.sampler import Sampler

@@ -47,6 +47,16 @@ def test_parser_reads_through_comments_and_strings(tricky):
     assert with_string.proof == "intros _. exact I."
 
 
+def test_parser_reads_every_theorem_keyword_the_verifier_accepts(tricky):
+    proved = tricky["proved_example"]
+    assert proved.skip is None and proved.proof == "apply Nat.mul_1_r."
+    assert (
+        proved.formal_statement() == "Theorem stp_Demo_Tricky_proved_example (n : nat) : n * 1 = n."
+    )
+    # An Example with a body is a definition: no proof to read, and the next theorem is kept.
+    assert "defined_example" not in tricky
+
+
 def test_parser_skips_what_cannot_stand_alone(tricky):
     assert {name: d.skip for name, d in tricky.items() if d.skip} == {
         "transparent_one": "defined",
@@ -55,7 +65,10 @@ def test_parser_skips_what_cannot_stand_alone(tricky):
         "nested_vernacular": "nested vernacular",
         "in_sig": "functor or module type",
         "by_term": "proof term",
+        "dotted": "proof with",
     }
+    # A proof ending in ``...`` ends where Coq says: the next theorem is read, not swallowed.
+    assert tricky["after_dots"].skip is None and tricky["after_dots"].proof == "reflexivity."
 
 
 def test_section_variables_become_binders_and_local_tactics_are_replayed(tricky):

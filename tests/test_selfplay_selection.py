@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from stp.languages import LEAN, ROCQ
+from stp.languages.lean import LEAN
+from stp.languages.rocq import ROCQ
 from stp.prove import VerifiedAttempt
 from stp.runs import stage_seed
 from stp.selfplay import selection

@@ -16,7 +16,7 @@ from stp.cli import main
 from stp.config import TrainingConfig
 from stp.data import DataError, load_benchmark
 from stp.errors import TrainingOutputConflict
-from stp.languages import ROCQ
+from stp.languages.rocq import ROCQ
 from stp.models.train import CHECKPOINTS, IGNORE_INDEX, partial_dir, tokenize_example, train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -58,7 +58,8 @@ from stp.data.corpus import (
     split_of,
     write_corpus,
 )
-from stp.languages import FENCE, LEAN
+from stp.languages.base import FENCE
+from stp.languages.lean import LEAN
 
 STP_HUB_ID = "kfdong/STP_Lean_0320"
 MATHLIB_HEADER = LEANWORKBOOK_HEADER  # import Mathlib, Aesop; heartbeats; common namespaces

@@ -37,7 +37,7 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +61,7 @@ from stp.data.corpus import (
     split_of,
     write_corpus,
 )
-from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
+from stp.languages.rocq import ROCQ, THEOREM_HEAD, rocq_sentences, rocq_strip_comments
 from stp.verify.process import kill_group, spawn
 from stp.verify.types import Verdict, Verifier, VerifyJob, VerifyResult
 
@@ -80,9 +80,10 @@ SOURCE = "coq-stdlib"
 
 _THEOREM = re.compile(
     r"^(?:#\[[^\]]*\]\s*)*(?P<prefix>(?:(?:Local|Global|Program|Polymorphic|Monomorphic)\s+)*)"
-    r"(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition)\s+(?P<name>[A-Za-z_][\w']*)(?P<rest>.*)\.$",
+    rf"{THEOREM_HEAD}(?P<rest>.*)\.$",
     re.DOTALL,
 )
+_LET = re.compile(r"\blet\b")  # ``let x := ... in``: a ``:=`` inside a type
 _ATTRIBUTES = re.compile(r"^(?:#\[[^\]]*\]\s*)*(?:(?:Local|Global)\s+(?=\S))?")
 _LOCAL = re.compile(r"^(?:#\[[^\]]*\blocal\b[^\]]*\]|Local\s)")
 # Directives a header replays as the file had them (scopes, imports, implicit types).
@@ -163,13 +164,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _split_binders(statement: str) -> int | None:
-    """Index of the colon that separates a theorem's binders from its type in comment-free
-    text: the first ``:`` outside brackets and strings that is not part of ``:=``, ``::`` or
-    ``:>``."""
+def _top_level(text: str) -> Iterator[int]:
+    """Indices of ``text``'s characters outside brackets and strings (comment-free text)."""
     depth = 0
     in_string = False
-    for i, c in enumerate(statement):
+    for i, c in enumerate(text):
         if c == '"':
             in_string = not in_string  # "" (an escaped quote) toggles twice
         elif in_string:
@@ -178,11 +177,30 @@ def _split_binders(statement: str) -> int | None:
             depth += 1
         elif c in ")]}":
             depth -= 1
-        elif c == ":" and depth == 0:
-            if statement[i + 1 : i + 2] in ("=", ":", ">") or statement[i - 1 : i] == ":":
-                continue
+        elif depth == 0:
+            yield i
+
+
+def _split_binders(statement: str) -> int | None:
+    """Index of the colon that separates a theorem's binders from its type in comment-free
+    text: the first ``:`` outside brackets and strings that is not part of ``:=``, ``::`` or
+    ``:>``."""
+    for i in _top_level(statement):
+        if statement[i] == ":" and not (
+            statement[i + 1 : i + 2] in ("=", ":", ">") or statement[i - 1 : i] == ":"
+        ):
             return i
     return None
+
+
+def _defined_by_term(rest: str) -> bool:
+    """Whether a statement (``rest``: what follows its name) ends in ``:= term``: an
+    ``Example`` with its body, a definition and not a theorem with a proof to read."""
+    colon = _split_binders(rest)
+    if colon is None:
+        return False
+    body = rest[colon + 1 :]
+    return any(body.startswith(":=", i) and not _LET.search(body[:i]) for i in _top_level(body))
 
 
 def _section_variables(keyword: str, body: str) -> tuple[list[SectionVariable], bool]:
@@ -295,7 +313,7 @@ def parse_file(theories: Path, file: Path) -> list[Declaration]:
         code = _one_line(ROCQ.code(source))
         i += 1
         match = _THEOREM.match(_one_line(rocq_strip_comments(source)))
-        if match is not None:
+        if match is not None and not _defined_by_term(match.group("rest")):
             i = _read_theorem(text, spans, i, match, module, requires, scopes, found)
             continue
         _read_context(code, source, requires, scopes)

@@ -390,9 +390,14 @@ def compare_markdown(
                 delta,
             ]
         )
-    for verdict in a["verdicts"]:
+    for verdict in dict.fromkeys([*a["verdicts"], *b["verdicts"]]):  # a report may predate one
         rows.append(
-            [f"verdict {verdict}", a["verdicts"][verdict], b["verdicts"].get(verdict, 0), ""]
+            [
+                f"verdict {verdict}",
+                a["verdicts"].get(verdict, 0),
+                b["verdicts"].get(verdict, 0),
+                "",
+            ]
         )
     lines += _table(["", name_a, name_b, f"{name_b} - {name_a}"], rows)
     if same_data:

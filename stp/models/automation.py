@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from stp.artifacts import text_sha256
 from stp.config import STPConfig
 from stp.errors import ConfigError
-from stp.languages import FENCE, FormalLanguage, language
+from stp.languages import language
+from stp.languages.base import FENCE, FormalLanguage
 from stp.models.sampler import Completion
 from stp.verify.gate import tactic_proof
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stp.config import SelectionConfig
-from stp.languages import FormalLanguage
+from stp.languages.base import FormalLanguage
 from stp.prove import ModelSampler, Progress
 from stp.selfplay.history import RunHistory, key_digest
 from stp.selfplay.records import Conjecture, Seed, Target

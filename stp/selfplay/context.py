@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from stp.assistants import assistant
 from stp.config import STPConfig
-from stp.languages import FormalLanguage
+from stp.languages.base import FormalLanguage
 from stp.prove import ModelSampler
 from stp.runs import RunLayout, stage_seed
 from stp.selfplay.history import RunHistory

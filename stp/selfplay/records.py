@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
 from stp.artifacts import atomic_write_jsonl, read_jsonl
-from stp.languages import FormalLanguage
+from stp.languages.base import FormalLanguage
 from stp.prove import Problem
 
 DATASET = "dataset"

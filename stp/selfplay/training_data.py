@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from stp.artifacts import read_jsonl
 from stp.config import SelectionConfig
-from stp.languages import FormalLanguage
+from stp.languages.base import FormalLanguage
 from stp.prove import VerifiedAttempt
 from stp.selfplay import selection
 from stp.selfplay.conjecturing import uses_lemma

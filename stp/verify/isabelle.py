@@ -32,9 +32,12 @@ How one job is checked:
    (``skip_proof``, Isabelle's sorry, is ``incomplete``; the code generator's ``eval`` or any
    other is ``unsound``) and the theory has no more axioms than its header made.
 
-A timeout kills the server's process group (the JVM and Poly/ML) and answers ``timeout``;
-the next job starts a fresh server. A crash is retried once on a fresh server, then answers
-``verifier_error``.
+The worker is ``stp.verify.worker``'s template (screen, cited names, header with a shared
+bad-header cache, retries). A timeout kills the server's process group (the JVM and Poly/ML)
+and answers ``timeout``; the next job starts a fresh server. A crash is retried once on a
+fresh server, then answers ``verifier_error``; a server that ran out of memory
+(``OutOfMemoryError``) is retried up to ``verification.resource_retries`` times, then answers
+``resource_limit``.
 
 No Isabelle can be installed where this was written: the backend is tested against a
 scripted stand-in server that speaks the protocol of the system manual
@@ -58,11 +61,22 @@ from typing import Any
 
 from stp.config import VerificationConfig
 from stp.errors import VerifierUnavailableError
-from stp.languages import ISABELLE, isabelle_theorem_name
+from stp.languages.isabelle import ISABELLE
 from stp.verify.isabelle_server import IsabelleServer, ServerCrashed, ServerTimedOut, TaskFailed
-from stp.verify.pool import PoolVerifier, default_workers, normalise_header
+from stp.verify.pool import PoolVerifier, normalise_header
 from stp.verify.process import program_found
-from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
+from stp.verify.types import Message, Verdict, VerifyJob
+from stp.verify.worker import (
+    Crashed,
+    HeaderError,
+    Judged,
+    Outcome,
+    ProcessWorker,
+    TimedOut,
+    WorkerSettings,
+    resource_failure,
+    worker_pool,
+)
 
 BACKEND = "isabelle"
 INSTALL_HINT = (
@@ -283,30 +297,33 @@ def _oracle_names(text: str) -> list[str]:
 # --------------------------------------------------------------------------- the worker
 
 
-class HeaderError(Exception):
-    """A header that does not check; every job under it gets ``verifier_error``."""
-
-
-@dataclass(frozen=True)
-class IsabelleSettings:
+@dataclass(frozen=True, kw_only=True)
+class IsabelleSettings(WorkerSettings):
     """What every worker of one verifier shares."""
 
-    argv: tuple[str, ...]
     session: str
     session_dirs: tuple[str, ...]
-    memory_limit_mb: int
-    timeout_s: float
-    header_timeout_s: float
-    assistant_version: str
 
 
-class IsabelleWorker:
-    """One Isabelle server with one PIDE session: a ``stp.verify.pool`` worker. A timeout or
-    a crash that its retry did not mend leaves no process running, and the pool retires it."""
+def _crash(stage: str, exc: Exception, server: IsabelleServer | None) -> Crashed:
+    """A failure of the server, as the worker template retries it: a resource failure when it
+    said it ran out of memory or threads (the JVM's ``OutOfMemoryError``, Poly/ML's), in the
+    error or in what the server printed."""
+    said = resource_failure(f"{exc}\n{server.output() if server is not None else ''}")
+    if said is not None:
+        return Crashed(f"{stage}: {exc}: {said}", resource=True)
+    return Crashed(f"{stage}: {exc}")
+
+
+class IsabelleWorker(ProcessWorker):
+    """One Isabelle server with one PIDE session (the worker template: ``stp.verify.worker``)."""
+
+    backend = BACKEND
+    language = ISABELLE
+    settings: IsabelleSettings
 
     def __init__(self, settings: IsabelleSettings, bad_headers: dict[str, str]) -> None:
-        self._settings = settings
-        self._bad_headers = bad_headers  # shared by the verifier's workers: each fails once
+        super().__init__(settings, bad_headers)
         self._scratch = Path(tempfile.mkdtemp(prefix="stp-isabelle-"))
         self._server: IsabelleServer | None = None
         self._session_id = ""
@@ -316,17 +333,31 @@ class IsabelleWorker:
     def healthy(self) -> bool:
         return self._server is not None
 
-    def close(self) -> None:
+    def screen(self, proof: str) -> tuple[Verdict, str] | None:
+        return banned_text(proof)
+
+    def prepare(self, job: VerifyJob, theorem: str) -> Any:
+        try:
+            return job_theory(
+                normalise_header(job.header), job.formal_statement, job.proof, theorem
+            )
+        except ValueError as exc:
+            raise Judged(Verdict.VERIFIER_ERROR, str(exc)) from exc
+
+    def reset(self) -> None:
         if self._server is not None:
             self._server.close()
         self._server = None
         self._headers.clear()
+
+    def close(self) -> None:
+        self.reset()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _start(self) -> IsabelleServer:
         if self._server is not None:
             return self._server
-        settings = self._settings
+        settings = self.settings
         self._scratch.mkdir(parents=True, exist_ok=True)
         try:
             server = IsabelleServer(
@@ -375,68 +406,36 @@ class IsabelleWorker:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _load(self, header: str) -> IsabelleServer:
+    def load(self, header: str) -> None:
         """A server whose session has ``header``'s imports loaded."""
-        if header in self._bad_headers:
-            raise HeaderError(self._bad_headers[header])
-        server = self._start()
-        if header in self._headers:
-            return server
-        name, text = header_theory(header)
-        result = self._use(server, name, text, self._settings.header_timeout_s)
+        try:
+            server = self._start()
+            if header in self._headers:
+                return
+            name, text = header_theory(header)
+            result = self._use(server, name, text, self.settings.header_timeout_s)
+        except (ServerCrashed, ServerTimedOut, TaskFailed, OSError) as exc:
+            raise _crash("starting the Isabelle session failed", exc, self._server) from exc
         node = _node(result, name)
         errors = [m for m in (node or {}).get("messages", []) if m.get("kind") == "error"]
         errors += result.get("errors") or []
         if node is None or errors or not result.get("ok", False):
             detail = _first_line(str(errors[0].get("message", ""))) if errors else "no result"
-            self._bad_headers[header] = f"header does not check: {detail}"
-            raise HeaderError(self._bad_headers[header])
+            raise HeaderError(f"header does not check: {detail}")
         self._headers.add(header)
-        return server
 
-    def check(self, job: VerifyJob) -> VerifyResult:
-        """Check one job; every outcome is a result."""
-        result = Checking(job, BACKEND, self._settings.assistant_version).result
-        screened = banned_text(job.proof)
-        cited = ISABELLE.cited(job.proof, job.forbidden_names)
-        if cited is not None:
-            screened = Verdict.UNSOUND, f"the proof cites {cited}, the target's own library copy"
-        if screened is not None:
-            return result(*screened)
-        theorem = isabelle_theorem_name(job.formal_statement)
-        if theorem is None:
-            return result(
-                Verdict.VERIFIER_ERROR,
-                f"statement declares no named theorem: {job.formal_statement[:60]!r}",
-            )
-        header = normalise_header(job.header)
+    def run(self, job: VerifyJob, prepared: Any) -> Outcome:
+        theory: JobTheory = prepared
+        assert self._server is not None
         try:
-            theory = job_theory(header, job.formal_statement, job.proof, theorem)
-        except ValueError as exc:
-            return result(Verdict.VERIFIER_ERROR, str(exc))
-        crash = ""
-        for _ in range(2):  # a crash is retried once, on a fresh server
-            try:
-                server = self._load(header)
-            except HeaderError as exc:
-                return result(Verdict.VERIFIER_ERROR, str(exc))
-            except (ServerCrashed, ServerTimedOut, TaskFailed, OSError) as exc:
-                self.close()
-                crash = f"starting the Isabelle session failed: {exc}"
-                continue
-            try:
-                used = self._use(server, theory.name, theory.text, self._settings.timeout_s)
-            except ServerTimedOut:
-                self.close()
-                return result(Verdict.TIMEOUT, f"no answer within {self._settings.timeout_s:g} s")
-            except (ServerCrashed, TaskFailed, OSError) as exc:
-                self.close()
-                crash = f"Isabelle server crashed: {exc}"
-                continue
-            verdict, detail, oracles = judge(used, theory)
-            node = _node(used, theory.name) or {}
-            return result(verdict, detail, messages_of(node, theory.proof_line), oracles)
-        return result(Verdict.VERIFIER_ERROR, crash)
+            used = self._use(self._server, theory.name, theory.text, self.settings.timeout_s)
+        except ServerTimedOut as exc:
+            raise TimedOut(f"no answer within {self.settings.timeout_s:g} s") from exc
+        except (ServerCrashed, TaskFailed, OSError) as exc:
+            raise _crash("Isabelle server crashed", exc, self._server) from exc
+        verdict, detail, oracles = judge(used, theory)
+        node = _node(used, theory.name) or {}
+        return verdict, detail, messages_of(node, theory.proof_line), oracles
 
 
 def assistant_version(argv: tuple[str, ...]) -> str:
@@ -479,12 +478,6 @@ def make_backend(config: VerificationConfig) -> PoolVerifier:
         timeout_s=config.timeout_s,
         header_timeout_s=config.header_timeout_s,
         assistant_version=assistant_version(argv),
+        resource_retries=config.resource_retries,
     )
-    bad_headers: dict[str, str] = {}
-    return PoolVerifier(
-        BACKEND,
-        settings.assistant_version,
-        lambda: IsabelleWorker(settings, bad_headers),
-        default_workers(config.workers),
-        config.jobs_per_worker,
-    )
+    return worker_pool(IsabelleWorker, settings, config)

@@ -14,7 +14,8 @@ README's "Lean 4 verification"):
    anywhere outside comments and strings, what could make Lean run the proof's own code or
    change how later commands read: commands, declarations, attributes, syntax extensions,
    ``open``/``set_option`` other than their ``... in`` forms, ``set_option debug.*``,
-   ``native_decide``, ``apply?``/``exact?``.
+   ``native_decide``, ``apply?``/``exact?``. A proof that cites one of the job's forbidden
+   names (the target's library copy) is ``unsound``.
 2. The worker's REPL has run the job's header once, as its env 0 (a job under another
    header replaces the REPL), and ``statement + "\n" + proof`` (``LEAN.assemble``) runs
    against env 0, so proofs never see each other. The statement is the dataset's, fixed as a
@@ -35,8 +36,14 @@ README's "Lean 4 verification"):
    accepted is compiled again in a fresh ``lean`` process and its ``.olean`` replayed through
    the kernel in another (``stp.verify.lean_check``); only its verdict counts.
 
-A timeout kills the REPL's process group and answers ``timeout``; a crash (end of output,
-garbage, anything on stderr) is retried once on a fresh REPL, then answers ``verifier_error``.
+The worker is ``stp.verify.worker``'s template (screen, cited names, header with a shared
+bad-header cache, retries). A timeout kills the REPL's process group and answers ``timeout``.
+A crash (end of output, garbage) is retried once on a fresh REPL, then answers
+``verifier_error``. Running out of memory or threads under the address-space limit (``failed
+to create thread``, ``std::bad_alloc``, ``Cannot allocate memory``, ``out of memory`` in what
+the REPL printed, or a REPL killed by SIGKILL) is a resource failure: retried on a fresh REPL
+up to ``verification.resource_retries`` times, then ``resource_limit``. Standard error decides
+nothing else: Lake's warnings there leave a good answer as it is.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import re
 import secrets
 import shlex
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,13 +61,24 @@ from typing import Any
 
 from stp.config import VerificationConfig
 from stp.errors import VerifierUnavailableError
-from stp.languages import LEAN, lean_declaration_name, lean_rename_declaration
+from stp.languages.lean import LEAN, lean_rename_declaration
 from stp.verify.lean_check import ALLOWED_AXIOMS, CHECKER, KernelCheck, KernelCheckError
 from stp.verify.lean_repl import LeanRepl, ReplCrashed, ReplDesynchronised, ReplTimedOut
 from stp.verify.lean_screen import screen
-from stp.verify.pool import PoolVerifier, default_workers, normalise_header
+from stp.verify.pool import PoolVerifier, normalise_header
 from stp.verify.process import RunAs, program_found, run_as_user
-from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
+from stp.verify.types import Message, Verdict, VerifyJob
+from stp.verify.worker import (
+    Crashed,
+    HeaderError,
+    Judged,
+    Outcome,
+    ProcessWorker,
+    TimedOut,
+    WorkerSettings,
+    resource_failure,
+    worker_pool,
+)
 
 BACKEND = "lean"
 INSTALL_HINT = (
@@ -122,11 +141,6 @@ def verdict_of(response: dict[str, Any]) -> Verdict:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def banned_text(proof: str) -> str | None:
-    """Why ``proof`` is rejected before it reaches Lean; None when it passes the screen."""
-    return screen(proof)
 
 
 def restated_name(name: str) -> str:
@@ -308,39 +322,48 @@ def assistant_version(lean_project: Path, repl_cmd: str, lake: Path | None = Non
 # --------------------------------------------------------------------------- the worker
 
 
-class HeaderError(Exception):
-    """A header that does not check; every job under it gets ``verifier_error``."""
-
-
-@dataclass(frozen=True)
-class LeanSettings:
+@dataclass(frozen=True, kw_only=True)
+class LeanSettings(WorkerSettings):
     """What every worker of one verifier shares."""
 
-    argv: tuple[str, ...]
     lake: Path  # what the second line runs
     lean_project: Path
-    memory_limit_mb: int
-    timeout_s: float
-    header_timeout_s: float
-    assistant_version: str
     kernel_check: bool = False  # the second line (stp.verify.lean_check)
     run_as: RunAs | None = None
 
 
-Outcome = tuple[Verdict, str, tuple[Message, ...], tuple[str, ...]]
+def _crash(stage: str, exc: ReplCrashed) -> Crashed:
+    """A crash of the REPL, as the worker template retries it: a resource failure when the
+    REPL said it ran out of memory or threads, or was killed (the kernel's OOM killer)."""
+    resource = resource_failure(str(exc)) is not None or exc.returncode == -signal.SIGKILL
+    return Crashed(f"{stage}: {exc}", resource=resource)
 
 
-class LeanWorker:
-    """One REPL with one header run as its base environment: a ``stp.verify.pool`` worker.
+def _raise_if_out_of_resources(repl: LeanRepl, response: dict[str, Any], verdict: Verdict) -> None:
+    """A REPL that answered with an error while it ran out of memory or threads (on stderr or
+    in the error) answered for want of resources, not about the proof: run it again."""
+    if verdict is Verdict.PROVED:
+        return
+    errors = [str(m.get("data", "")) for m in response.get("messages", [])]
+    said = resource_failure("\n".join([repl.stderr, str(response.get("message", "")), *errors]))
+    if said is not None:
+        raise Crashed(f"REPL out of resources: {said}", resource=True)
+
+
+class LeanWorker(ProcessWorker):
+    """One REPL with one header run as its base environment (the worker template:
+    ``stp.verify.worker``).
 
     A job under another header replaces the process (imports cannot be undone in a REPL);
     the pool keeps jobs with this header coming and gives up least recently used headers
-    first. A timeout, an answer that does not line up with its request, or a crash that its
-    retry did not mend leaves no process running, and the pool retires the worker."""
+    first."""
+
+    backend = BACKEND
+    language = LEAN
+    settings: LeanSettings
 
     def __init__(self, settings: LeanSettings, bad_headers: dict[str, str]) -> None:
-        self._settings = settings
-        self._bad_headers = bad_headers  # shared by the verifier's workers: each fails once
+        super().__init__(settings, bad_headers)
         self._repl: LeanRepl | None = None
         self._header: str | None = None
         self._base_env = 0
@@ -350,104 +373,85 @@ class LeanWorker:
     def healthy(self) -> bool:
         return self._repl is not None
 
-    def _drop_repl(self) -> None:
+    def screen(self, proof: str) -> tuple[Verdict, str] | None:
+        reason = screen(proof)
+        return None if reason is None else (Verdict.UNSOUND, reason)
+
+    def reset(self) -> None:
         if self._repl is not None:
             self._repl.close()
         self._repl = None
         self._header = None
 
     def close(self) -> None:
-        self._drop_repl()
+        self.reset()
         if self._kernel is not None:
             self._kernel.close()
         self._kernel = None
 
-    def _load(self, header: str) -> LeanRepl:
-        """A REPL whose base environment is ``header`` (normalised), started if need be."""
+    def load(self, header: str) -> None:
         if self._repl is not None and self._header == header:
-            return self._repl
-        self._drop_repl()
-        if header in self._bad_headers:
-            raise HeaderError(self._bad_headers[header])
-        settings = self._settings
-        repl = LeanRepl(
-            settings.argv, settings.lean_project, settings.memory_limit_mb, settings.run_as
-        )
+            return
+        self.reset()
+        settings = self.settings
+        try:
+            repl = LeanRepl(
+                settings.argv, settings.lean_project, settings.memory_limit_mb, settings.run_as
+            )
+        except OSError as exc:
+            raise Crashed(f"starting the REPL failed: {exc}") from exc
         try:
             response = repl.request({"cmd": header}, timeout=settings.header_timeout_s)
+            verdict, detail = _judge(response)
+            _raise_if_out_of_resources(repl, response, verdict)
+        except ReplCrashed as exc:
+            repl.close()
+            raise _crash("starting the REPL failed", exc) from exc
+        except ReplTimedOut as exc:
+            repl.close()
+            raise Crashed(f"starting the REPL failed: the header took longer: {exc}") from exc
         except BaseException:
             repl.close()
             raise
-        verdict, detail = _judge(response)
         if verdict is not Verdict.PROVED:
             repl.close()
             if verdict is Verdict.VERIFIER_ERROR:
-                raise ReplCrashed(f"header: {detail}")
-            self._bad_headers[header] = f"header does not check: {detail}"
-            raise HeaderError(self._bad_headers[header])
+                raise Crashed(f"starting the REPL failed: header: {detail}")
+            raise HeaderError(f"header does not check: {detail}")
         self._repl, self._header, self._base_env = repl, header, int(response["env"])
-        return repl
 
-    def check(self, job: VerifyJob) -> VerifyResult:
-        """Check one job; every outcome is a result."""
-        result = Checking(job, BACKEND, self._settings.assistant_version).result
-        reason = banned_text(job.proof)
-        cited = LEAN.cited(job.proof, job.forbidden_names)
-        if cited is not None:
-            reason = f"the proof cites {cited}, the target's own library copy"
-        if reason is not None:
-            return result(Verdict.UNSOUND, reason)
-        name = lean_declaration_name(job.formal_statement)
-        if name is None:  # nothing for #print axioms to name
-            return result(
-                Verdict.VERIFIER_ERROR,
-                f"statement declares no named theorem: {job.formal_statement[:60]!r}",
-            )
-        header = normalise_header(job.header)
-        crash = ""
-        for attempt in range(2):  # a crash is retried once, on a fresh REPL
-            try:
-                repl = self._load(header)
-            except HeaderError as exc:
-                return result(Verdict.VERIFIER_ERROR, str(exc))
-            except (ReplCrashed, ReplTimedOut, OSError) as exc:
-                crash = f"starting the REPL failed: {exc}"
-                continue
-            try:
-                outcome = self._run(repl, job, name)
-            except ReplTimedOut:
-                self._drop_repl()
-                return result(Verdict.TIMEOUT, f"no answer within {self._settings.timeout_s:g} s")
-            except ReplDesynchronised as exc:
-                self._drop_repl()
-                if exc.before_request:  # left by an earlier job: this one runs on a fresh REPL
-                    crash = f"REPL retired: {exc}"
-                    continue
-                return result(
-                    Verdict.UNSOUND,
-                    f"the REPL's answers did not line up with the requests ({exc}): the proof "
-                    "ran code that writes to the REPL's output",
-                )
-            except ReplCrashed as exc:
-                self._drop_repl()
-                crash = f"REPL crashed: {exc}"
-                continue
-            except MessagesRewritten as exc:
-                self._drop_repl()
-                if attempt == 0:  # perhaps an earlier job's doing: once more on a fresh REPL
-                    crash = f"REPL retired: {exc}"
-                    continue
-                return result(Verdict.UNSOUND, f"the proof rewrites the REPL's messages: {exc}")
-            return result(*self._second_line(job, name, outcome))
-        return result(Verdict.VERIFIER_ERROR, crash)
+    def run(self, job: VerifyJob, prepared: Any) -> Outcome:
+        name = str(prepared)
+        assert self._repl is not None
+        try:
+            outcome = self._run(self._repl, job, name)
+        except ReplTimedOut as exc:
+            raise TimedOut(f"no answer within {self.settings.timeout_s:g} s") from exc
+        except ReplDesynchronised as exc:
+            if exc.before_request:  # left by an earlier job: this one runs on a fresh REPL
+                raise Crashed(f"REPL retired: {exc}") from exc
+            raise Judged(
+                Verdict.UNSOUND,
+                f"the REPL's answers did not line up with the requests ({exc}): the proof "
+                "ran code that writes to the REPL's output",
+            ) from exc
+        except ReplCrashed as exc:
+            raise _crash("REPL crashed", exc) from exc
+        except MessagesRewritten as exc:  # perhaps an earlier job's doing: once more, fresh
+            raise Crashed(
+                f"REPL retired: {exc}",
+                if_repeated=(Verdict.UNSOUND, f"the proof rewrites the REPL's messages: {exc}"),
+            ) from exc
+        return self._second_line(job, name, outcome)
 
     def _run(self, repl: LeanRepl, job: VerifyJob, name: str) -> Outcome:
-        timeout = self._settings.timeout_s
+        timeout = self.settings.timeout_s
         command = LEAN.assemble("", job.formal_statement, job.proof)
         response = repl.request({"cmd": command, "env": self._base_env}, timeout)
         proof_line = LEAN.assemble("", job.formal_statement, "").count("\n") + 1
         messages = messages_of(response, proof_line)
         verdict, detail = _judge(response)
+        _raise_if_out_of_resources(repl, response, verdict)
         if verdict is not Verdict.PROVED:
             return verdict, detail, messages, ()
         restated = restated_name(name)
@@ -463,16 +467,17 @@ class LeanWorker:
         except ReplDesynchronised as exc:
             raise ReplDesynchronised(str(exc), before_request=False) from exc
         verdict, detail, axioms = judge_follow_up(follow_up, name, restated)
+        _raise_if_out_of_resources(repl, follow_up, verdict)
         return verdict, detail, messages, axioms
 
     def _second_line(self, job: VerifyJob, name: str, outcome: Outcome) -> Outcome:
         """The REPL's verdict, or where it is ``proved`` and the second line is on, the second
         line's (its axioms are the ones reported)."""
         verdict, _, messages, _ = outcome
-        if verdict is not Verdict.PROVED or not self._settings.kernel_check:
+        if verdict is not Verdict.PROVED or not self.settings.kernel_check:
             return outcome
         if self._kernel is None:
-            settings = self._settings
+            settings = self.settings
             self._kernel = KernelCheck(
                 settings.lean_project,
                 settings.memory_limit_mb,
@@ -554,12 +559,6 @@ def make_backend(config: VerificationConfig) -> PoolVerifier:
         assistant_version=version,
         kernel_check=kernel_check,
         run_as=run_as,
+        resource_retries=config.resource_retries,
     )
-    bad_headers: dict[str, str] = {}
-    return PoolVerifier(
-        BACKEND,
-        settings.assistant_version,
-        lambda: LeanWorker(settings, bad_headers),
-        default_workers(config.workers),
-        config.jobs_per_worker,
-    )
+    return worker_pool(LeanWorker, settings, config)

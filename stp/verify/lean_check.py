@@ -36,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 from stp.artifacts import text_sha256
-from stp.languages import LEAN
+from stp.languages.lean import LEAN
 from stp.verify.process import RunAs, run_bounded
 from stp.verify.types import Verdict
 

@@ -15,8 +15,10 @@ leanprover-community/repl#49 (July 2024), including the Lean 4.9 one the benchma
 flush, and C stdio only line-buffers a terminal. Raw mode keeps the bytes as written (no echo,
 no CR/LF translation). Standard input stays a pipe, so requests have no line-length limit.
 
-Anything unexpected is a crash: end of output, a response that is not JSON, or any byte on
-standard error. Output that does not line up with the requests is ``ReplDesynchronised``: a
+Anything unexpected is a crash: end of output or a response that is not JSON. Standard error
+is not part of the protocol (Lake prints its warnings there, and the runtime its out-of-memory
+messages): it is kept, the last ``_STDERR_KEPT`` bytes, for the caller to read (``stderr``, and
+in the message of a crash) and never decides an answer. Output that does not line up with the requests is ``ReplDesynchronised``: a
 byte waiting before a request is sent, a byte after an answer, a command's answer whose ``env``
 is not the next one (the REPL numbers environments 0, 1, 2, ... in the order it creates them,
 one per command, errors included). Code run inside the REPL (an elaborator a proof defines)
@@ -29,6 +31,7 @@ reaches the REPL binary that ``lake exe`` starts as a child.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -45,10 +48,16 @@ from stp.verify.process import RunAs, kill_group, spawn
 
 _READ_CHUNK = 1 << 16
 _END_OF_RESPONSE = b"\n\n"
+_STDERR_KEPT = 4096
 
 
 class ReplCrashed(Exception):
-    """The REPL died, wrote to standard error, or answered something that is not a response."""
+    """The REPL died or answered something that is not a response. ``returncode``: its exit
+    status when it died (negative: the signal that killed it), else None."""
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 class ReplDesynchronised(ReplCrashed):
@@ -110,6 +119,7 @@ class LeanRepl:
         self._reaped = False
         self._closed = False
         self._next_env = 0  # the env the REPL gives its next command
+        self.stderr = ""  # what it wrote on standard error since the last request was sent
 
     @property
     def pid(self) -> int:
@@ -120,11 +130,12 @@ class LeanRepl:
         """Send one request and return the parsed response.
 
         Raises ``ReplTimedOut`` after ``timeout`` seconds, ``ReplDesynchronised`` on output
-        that does not line up with the requests, and ``ReplCrashed`` on end of output, output
-        that is not a JSON object, or anything on standard error."""
+        that does not line up with the requests, and ``ReplCrashed`` on end of output or
+        output that is not a JSON object."""
         if self._closed or self._reaped:
             raise ReplCrashed("the REPL is no longer running")
         self.check_quiet(before_request=True)
+        self.stderr = ""
         response = self._exchange(encode_request(payload), timeout)
         if "cmd" in payload and "env" in response:
             if response["env"] != self._next_env:
@@ -137,9 +148,9 @@ class LeanRepl:
 
     def check_quiet(self, *, before_request: bool = False) -> None:
         """Raise ``ReplDesynchronised`` if the REPL wrote anything no request asked for: bytes
-        left after the last answer or waiting unread on its output (standard error counts as
-        a crash)."""
-        self._raise_on_stderr()
+        left after the last answer or waiting unread on its output (standard error is read
+        into ``stderr``)."""
+        self._read_stderr()
         if select.select([self._stdout], [], [], 0)[0]:
             self._read_stdout()  # one read is enough: any byte is one too many
         if self._buffer.strip():
@@ -157,7 +168,7 @@ class LeanRepl:
             while True:
                 response = self._take_response()
                 if response is not None:
-                    self._raise_on_stderr()  # noise written just before the answer counts too
+                    self._read_stderr()  # what it wrote just before the answer goes with it
                     if self._buffer.strip():  # one request, one answer: nothing after it
                         raise ReplDesynchronised(
                             f"REPL wrote more than one answer: {self._buffer[:200]!r}",
@@ -173,23 +184,31 @@ class LeanRepl:
                         if not pending:
                             selector.unregister(self._stdin)
                     elif key.fd == self._stderr:
-                        self._raise_on_stderr()
+                        self._read_stderr()
                     else:
                         self._read_stdout()
 
-    def _raise_on_stderr(self) -> None:
-        ready, _, _ = select.select([self._stderr], [], [], 0)
-        if ready:
-            noise = os.read(self._stderr, _READ_CHUNK).decode("utf-8", "replace").strip()
-            if not noise:  # end of stream: the process is gone
+    def _read_stderr(self) -> None:
+        """Move what is waiting on standard error into ``stderr`` (its last bytes); one read,
+        so that a process writing without end cannot hold the caller past its deadline."""
+        if select.select([self._stderr], [], [], 0)[0]:
+            chunk = os.read(self._stderr, _READ_CHUNK)
+            if not chunk:  # end of stream: the process is gone
                 self._raise_ended()
-            raise ReplCrashed(f"REPL wrote to stderr: {noise}")
+            text = self.stderr + chunk.decode("utf-8", "replace")
+            self.stderr = text[-_STDERR_KEPT:]
 
     def _raise_ended(self) -> None:
         self._kill_and_reap()  # whatever is left of the group; then the exit status is known
+        with contextlib.suppress(OSError):  # its last words, when it died of something
+            if select.select([self._stderr], [], [], 0)[0]:
+                text = self.stderr + os.read(self._stderr, _READ_CHUNK).decode("utf-8", "replace")
+                self.stderr = text[-_STDERR_KEPT:]
         raise ReplCrashed(
             f"REPL ended its output (exit status {self._proc.returncode})"
             + (f" after: {self._buffer[:200]!r}" if self._buffer.strip() else "")
+            + (f"; stderr: {self.stderr.strip()[-500:]}" if self.stderr.strip() else ""),
+            self._proc.returncode,
         )
 
     def _kill_and_reap(self) -> None:

@@ -71,11 +71,12 @@ from pathlib import Path
 
 from stp.config import VerificationConfig
 from stp.errors import VerifierUnavailableError
-from stp.languages import ROCQ, rocq_sentences, rocq_strip_comments
+from stp.languages.rocq import ROCQ, THEOREM_HEAD, rocq_sentences, rocq_strip_comments
 from stp.verify.pool import PoolVerifier, default_workers
 from stp.verify.process import kill_group, run_bounded, spawn
-from stp.verify.rocq_proof import ProofRejected, ProofSentence, proof_sentences, single_sentence
+from stp.verify.rocq_proof import ProofSentence, proof_sentences, single_sentence
 from stp.verify.types import Checking, Message, Verdict, VerifyJob, VerifyResult
+from stp.verify.worker import Judged, admit
 
 BACKEND = "rocq"
 INSTALL_HINT = "install Rocq/Coq with `apt-get install -y coq` (or set verification.coqtop)"
@@ -115,9 +116,7 @@ _PROMPT_STATE = re.compile(r"^\S+ < (\d+) \|([^|]*)\| \d+ < $")  # state, open p
 _TAG = re.compile(r"</?(?:infomsg|warning)>")
 _INFOMSG = re.compile(r"<infomsg>.*?</infomsg>", re.S)
 _LOCATION = re.compile(r"Toplevel input, characters (\d+)-(\d+):")
-_STATEMENT = re.compile(
-    r"^\s*(?:Theorem|Lemma|Fact|Remark|Corollary|Proposition|Example)\s+([A-Za-z_][\w']*)"
-)
+_STATEMENT = re.compile(rf"^\s*{THEOREM_HEAD}")
 # coqtop survives a stack overflow (a failed proof, as coqc says) but not running out of memory.
 _OUT_OF_MEMORY = "Out of memory"
 
@@ -153,7 +152,9 @@ def parse_statement(formal_statement: str) -> ParsedStatement:
             depth -= 1
         elif c == ":" and depth == 0 and rest[i + 1 : i + 2] not in (":", "="):
             binders, body = rest[:i].strip(), rest[i + 1 :].strip()
-            return ParsedStatement(match.group(1), f"forall {binders}, {body}" if binders else body)
+            return ParsedStatement(
+                match.group("name"), f"forall {binders}, {body}" if binders else body
+            )
     raise ValueError(f"no ':' before the statement's type: {text[:80]!r}")
 
 
@@ -413,15 +414,11 @@ class RocqWorker:
         self._retry = self._died_in_proof = False
         checking = Checking(job, BACKEND, self._version)
         try:
-            sentences = proof_sentences(job.proof)
-        except ProofRejected as rejected:
-            return checking.result(rejected.verdict, rejected.detail)
-        cited = ROCQ.cited(job.proof, job.forbidden_names)
-        if cited is not None:
-            detail = f"the proof cites {cited}, the target's own library copy"
-            return checking.result(Verdict.UNSOUND, detail)
-        try:
+            sentences = proof_sentences(job.proof)  # the screen
+            admit(job, ROCQ)
             statement = parse_statement(job.formal_statement)
+        except Judged as judged:
+            return checking.result(judged.verdict, judged.detail)
         except ValueError as exc:
             return checking.result(Verdict.ILL_TYPED, detail=str(exc))
         if not single_sentence(job.formal_statement):

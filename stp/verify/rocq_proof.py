@@ -4,10 +4,12 @@ each rebuilt so that coqtop can only read it as one tactic sentence.
 Coq ends a sentence at a ``.`` or ``...`` token followed by a blank (space, tab, line feed,
 carriage return) or the end of the input; at the start of a sentence, a brace or a run of
 bullet characters is a sentence of its own, and so is a goal selector followed by ``{``
-(``2: {``). Everything else a proof holds must be a tactic. The splitter here follows those
-rules on the proof with its comments blanked out, and rejects (``failed``) anything whose
-reading could depend on lexer details it does not model: a blank other than those four, a
-control character, a run of dots other than ``.`` and ``...`` before a blank.
+(``2: {``). Everything else a proof holds must be a tactic. The splitter
+(``stp.languages.rocq.sentence_end``, which also splits headers and library files) follows
+those rules on the proof with its comments blanked out; read strictly, as here, it rejects
+(``failed``) anything whose reading could depend on lexer details it does not model: a blank
+other than those four, a control character, a run of dots other than ``.`` and ``...`` before
+a blank.
 
 Each tactic sentence is then sent as ``<selector>: ( <tactic> ) .`` (or ``( <tactic> ) .``):
 inside parentheses Coq's grammar accepts a tactic expression and nothing else, so a
@@ -27,15 +29,17 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from stp.languages import rocq_blank_comments
-from stp.verify.types import Verdict
-
-COQ_BLANKS = " \t\n\r"  # what Coq's lexer takes for a blank; nothing else ends a sentence
-
-_SELECTOR = re.compile(
-    r"(\d+(?:\s*-\s*\d+)?(?:\s*,\s*\d+(?:\s*-\s*\d+)?)*|all|par|!|\[\s*[A-Za-z_][\w']*\s*\])"
-    r"[ \t\n\r]*:(?![=:>])[ \t\n\r]*"
+from stp.languages.rocq import (
+    COQ_BLANKS,
+    THEOREM_KEYWORDS,
+    LexError,
+    iter_sentences,
+    rocq_blank_comments,
+    sentence_end,
 )
+from stp.verify.types import Verdict
+from stp.verify.worker import Judged
+
 _WORD = re.compile(r"[A-Za-z_][\w']*")
 _STRING = re.compile(r'"(?:[^"]|"")*"')
 _GIVE_UP = frozenset({"admit", "give_up"})
@@ -43,7 +47,7 @@ _UNFINISHED = frozenset({"Admitted", "Abort"})
 # Words that start a vernacular command, not a tactic: a sentence starting with one is
 # `unsound` at once, with a clear reason. Anything missing here still cannot run as a command
 # (it is sent inside parentheses); this list only names the verdict early.
-VERNACULAR = frozenset(
+VERNACULAR = frozenset(THEOREM_KEYWORDS) | frozenset(
     [
         "Abort",
         "About",
@@ -69,7 +73,6 @@ VERNACULAR = frozenset(
         "Conjecture",
         "Constraint",
         "Context",
-        "Corollary",
         "Create",
         "Declare",
         "Defined",
@@ -78,12 +81,10 @@ VERNACULAR = frozenset(
         "Derive",
         "Drop",
         "Eval",
-        "Example",
         "Existing",
         "Export",
         "Extract",
         "Extraction",
-        "Fact",
         "Fail",
         "Fixpoint",
         "Focus",
@@ -107,7 +108,6 @@ VERNACULAR = frozenset(
         "Inspect",
         "Instance",
         "Let",
-        "Lemma",
         "Load",
         "Local",
         "Locate",
@@ -130,7 +130,6 @@ VERNACULAR = frozenset(
         "Print",
         "Program",
         "Proof",
-        "Proposition",
         "Pwd",
         "Qed",
         "Quit",
@@ -138,7 +137,6 @@ VERNACULAR = frozenset(
         "Recursive",
         "Redirect",
         "Register",
-        "Remark",
         "Remove",
         "Require",
         "Reserved",
@@ -157,7 +155,6 @@ VERNACULAR = frozenset(
         "Succeed",
         "Tactic",
         "Test",
-        "Theorem",
         "Time",
         "Timeout",
         "Transparent",
@@ -180,15 +177,6 @@ VERNACULAR = frozenset(
 # Proof-mode commands a genuine proof may hold; each is sent as exactly this word (never the
 # proof's own text), so nothing else can ride along.
 PROOF_COMMANDS = frozenset({"Unshelve", "Show", "Guarded"})
-
-
-class ProofRejected(Exception):
-    """The proof text is refused before it runs: ``verdict`` and why."""
-
-    def __init__(self, verdict: Verdict, detail: str) -> None:
-        super().__init__(detail)
-        self.verdict = verdict
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,42 +203,6 @@ def _unusual_character(text: str, start: int, end: int) -> int | None:
     return None
 
 
-def _tactic_end(text: str, i: int, original: str) -> tuple[int, int]:
-    """(end of the tactic's text, end of its terminator) for the sentence starting at ``i`` of
-    ``text``, the comment-blanked ``original``."""
-    n = len(text)
-    in_string = False
-    k = i
-    while k < n:
-        c = text[k]
-        if in_string:
-            if c == '"':
-                if text.startswith('""', k):
-                    k += 2
-                    continue
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif c == ".":
-            run = k
-            while run < n and text[run] == ".":
-                run += 1
-            dots = run - k
-            if original.startswith("(*", run):  # Coq reads `.(`, not a period and a comment
-                raise ProofRejected(Verdict.FAILED, "a period directly before a comment")
-            if run == n or text[run] in COQ_BLANKS:
-                if dots in (1, 3):  # "." or "...": the end of the sentence
-                    return k, run
-                raise ProofRejected(Verdict.FAILED, f"a run of {dots} dots ends a sentence")
-            if dots > 1:
-                raise ProofRejected(Verdict.FAILED, f"unexpected {'.' * dots!r} inside a sentence")
-            k = run
-            continue
-        k += 1
-    what = "string" if in_string else "sentence"
-    raise ProofRejected(Verdict.FAILED, f"the proof text ends inside a {what}")
-
-
 def screen(body: str) -> tuple[Verdict, str] | None:
     """The early verdict for one tactic sentence's text, or None to run it."""
     words = set(_WORD.findall(_STRING.sub(" ", body)))
@@ -270,62 +222,46 @@ def screen(body: str) -> tuple[Verdict, str] | None:
 
 
 def proof_sentences(proof: str) -> list[ProofSentence]:
-    """The sentences of ``proof`` as the backend sends them; raises ``ProofRejected``."""
+    """The sentences of ``proof`` as the backend sends them; raises ``Judged``."""
     text = rocq_blank_comments(proof)
     if text is None:
-        raise ProofRejected(Verdict.FAILED, "the proof text ends inside a comment")
+        raise Judged(Verdict.FAILED, "the proof text ends inside a comment")
     unusual = _unusual_character(text, 0, len(text))
     if unusual is not None:
-        raise ProofRejected(
+        raise Judged(
             Verdict.FAILED,
             f"unexpected character {text[unusual]!r} (Coq's blanks: space, tab, "
             "line feed, carriage return)",
         )
     sentences: list[ProofSentence] = []
-    n = len(text)
-    i = 0
-    while True:
-        while i < n and text[i] in COQ_BLANKS:
-            i += 1
-        if i == n:
+    spans = iter_sentences(text, proof, strict=True)
+    while True:  # each sentence screened before the next is read, as coqtop would run them
+        try:
+            span = next(spans, None)
+        except LexError as exc:
+            raise Judged(Verdict.FAILED, str(exc).replace("the text", "the proof text")) from exc
+        if span is None:
             break
-        c = text[i]
-        if c in "{}":
-            sentences.append(ProofSentence(i, i + 1, c))
-            i += 1
+        prefix = f"{span.selector}: " if span.selector else ""
+        if not span.terminated:  # a brace or a bullet
+            sent = f"{prefix}{text[span.body_start : span.body_end]}"
+            sentences.append(ProofSentence(span.start, span.end, sent))
             continue
-        if c in "-+*":
-            j = i
-            while j < n and text[j] == c:
-                j += 1
-            sentences.append(ProofSentence(i, j, text[i:j]))
-            i = j
-            continue
-        selector = _SELECTOR.match(text, i)
-        j = selector.end() if selector is not None else i
-        prefix = f"{' '.join(selector.group(1).split())}: " if selector is not None else ""
-        if selector is not None and text.startswith("{", j):
-            sentences.append(ProofSentence(i, j + 1, f"{prefix}{{"))
-            i = j + 1
-            continue
-        body_end, end = _tactic_end(text, j, proof)
-        body = text[j:body_end].strip(COQ_BLANKS)
+        body = text[span.body_start : span.body_end].strip(COQ_BLANKS)
         if not body:
-            raise ProofRejected(Verdict.FAILED, f"an empty sentence at character {i}")
+            raise Judged(Verdict.FAILED, f"an empty sentence at character {span.start}")
         if body in PROOF_COMMANDS and not prefix:
-            sentences.append(ProofSentence(i, end, f"{body}."))
-            i = end
+            sentences.append(ProofSentence(span.start, span.end, f"{body}."))
             continue
         verdict = screen(body)
         if verdict is not None:
-            raise ProofRejected(*verdict)
+            raise Judged(*verdict)
         # The body's own line breaks stay: coqtop's error positions count from its first line.
-        body_start = text.index(body[0], j)
+        body_start = text.index(body[0], span.body_start)
         sent = f"{prefix}( {body} ) ."
-        sentences.append(ProofSentence(i, end, sent, body_start, len(prefix) + 2))
-        i = end
+        sentences.append(ProofSentence(span.start, span.end, sent, body_start, len(prefix) + 2))
     if not sentences:
-        raise ProofRejected(Verdict.FAILED, "empty proof")
+        raise Judged(Verdict.FAILED, "empty proof")
     return sentences
 
 
@@ -333,7 +269,7 @@ def screen_proof(proof: str) -> tuple[Verdict, str] | None:
     """None when ``proof`` can be run sentence by sentence; else the verdict and why."""
     try:
         proof_sentences(proof)
-    except ProofRejected as rejected:
+    except Judged as rejected:
         return rejected.verdict, rejected.detail
     return None
 
@@ -345,7 +281,9 @@ def single_sentence(text: str) -> bool:
     if blanked is None or _unusual_character(blanked, 0, len(blanked)) is not None:
         return False
     try:
-        _, end = _tactic_end(blanked, 0, text)
-    except ProofRejected:
+        found = sentence_end(blanked, 0, text, strict=True)
+    except LexError:
         return False
+    assert found is not None  # strict: raised instead
+    _, end = found
     return not blanked[end:].strip(COQ_BLANKS)

@@ -17,7 +17,10 @@ class Verdict(enum.Enum):
     INCOMPLETE = "incomplete"  # sorry / admit / Admitted
     UNSOUND = "unsound"  # forbidden axiom, changed statement, banned command
     TIMEOUT = "timeout"
-    VERIFIER_ERROR = "verifier_error"  # the checker crashed or ran out of memory
+    # The checker ran out of memory or threads on fresh processes too (retried, as it depends
+    # on the machine's load): like a timeout, no verdict about the proof.
+    RESOURCE_LIMIT = "resource_limit"
+    VERIFIER_ERROR = "verifier_error"  # the checker crashed or misbehaved
     ILL_TYPED = "ill_typed"  # the statement itself does not parse or elaborate: no proof ran
 
 

@@ -71,3 +71,16 @@ Proof. destruct b.
      - reflexivity.
      - reflexivity.
 Qed.
+
+Example defined_example : 1 = 1 := eq_refl.
+
+Example proved_example (n : nat) : n * 1 = n.
+Proof. apply Nat.mul_1_r. Qed.
+
+Lemma dotted (n : nat) : n = n.
+Proof with auto.
+  reflexivity...
+Qed.
+
+Lemma after_dots : 2 = 2.
+Proof. reflexivity. Qed.
