@@ -4,8 +4,9 @@ The original STP run verified 241 M proofs, so the selection side of a round mus
 this script writes a round's worth of synthetic attempts (JSONL chunks, as the generate stage
 does), then times what a round does with them after sampling, minus the proof checker:
 
-1. per chunk, identical (target, proof) attempts are counted once with their multiplicity
-   (``selection.count_distinct``) and given a synthetic verdict, written as verified chunks;
+1. the verify stage's work (``stp.prove.check``) with a synthetic verdict in place of the
+   proof assistant: per chunk, identical (target, proof) attempts counted once with their
+   multiplicity, written as verified chunks;
 2. ``round.select`` (the select stage): per-target outcomes in one pass, pass rates, barely-provable
    conjectures, elegance filter, prover weights, ``stats/prover/conjecturer/train.jsonl``.
 
@@ -26,17 +27,19 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stp.artifacts import atomic_write_jsonl, chunk_path, read_jsonl, write_chunk
+from stp import prove
+from stp.artifacts import atomic_write_jsonl, write_chunk
 from stp.config import load_config
 from stp.runs import RunLayout
-from stp.selfplay import selection
 from stp.selfplay.context import Round
 from stp.selfplay.history import RunHistory
-from stp.selfplay.records import CONJECTURE, DATASET, Attempt, Target, iter_records
+from stp.selfplay.records import CONJECTURE, DATASET, TARGETS_FILE, Target, read_records
 from stp.selfplay.round import select
 from stp.stages import write_marker
+from stp.verify.types import Verdict, VerifyJob, VerifyResult
 
 
 def synthetic_round(root: Path, attempts: int, k: int, chunk_targets: int) -> Round:
@@ -112,10 +115,22 @@ def synthetic_round(root: Path, attempts: int, k: int, chunk_targets: int) -> Ro
     )
 
 
-def verdict(target: str, proof: str) -> str:
-    """Deterministic synthetic verdict: about one proof in six is correct."""
-    digest = hashlib.blake2b(f"{target}\x00{proof}".encode(), digest_size=2).digest()
-    return "proved" if digest[0] < 43 else "failed"
+class SyntheticVerifier:
+    """Deterministic synthetic verdicts: about one proof in six is correct."""
+
+    def verify(
+        self, jobs: Sequence[VerifyJob], progress: Callable[[int], None] | None = None
+    ) -> list[VerifyResult]:
+        return [VerifyResult(job.id, self.verdict(job)) for job in jobs]
+
+    @staticmethod
+    def verdict(job: VerifyJob) -> Verdict:
+        key = f"{job.formal_statement}\x00{job.proof}".encode()
+        digest = hashlib.blake2b(key, digest_size=2).digest()
+        return Verdict.PROVED if digest[0] < 43 else Verdict.FAILED
+
+    def close(self) -> None:
+        pass
 
 
 def main() -> int:
@@ -131,21 +146,15 @@ def main() -> int:
         print(f"wrote {args.attempts} synthetic attempts in {made:.1f}s (not timed)")
 
         start = time.perf_counter()
-        attempts_dir = ctx.directory / "attempts"
-        n_chunks = len(list(attempts_dir.glob("chunk_*.jsonl")))
+        targets = read_records(ctx.path(TARGETS_FILE), Target)
+        chunks = prove.cut(targets, args.chunk_targets)
         distinct = 0
-        for index in range(n_chunks):
-            attempts = iter_records(read_jsonl(chunk_path(attempts_dir, index)), Attempt)
-            counts = selection.count_distinct(attempts)
-            distinct += len(counts)
-            write_chunk(
-                ctx.directory / "verified",
-                index,
-                (
-                    {"target": t, "proof": p, "count": c, "verdict": verdict(t, p), "seconds": 0.0}
-                    for (t, p), c in counts.items()
-                ),
-            )
+
+        def count(jobs: int) -> None:
+            nonlocal distinct
+            distinct += jobs
+
+        prove.check(ctx.directory, chunks, SyntheticVerifier, on_jobs=count)
         dedup = time.perf_counter() - start
         info = select(ctx)
         total = time.perf_counter() - start

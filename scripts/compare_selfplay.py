@@ -48,8 +48,9 @@ def evaluate(config: STPConfig, model: str, out_dir: Path) -> dict[str, Any]:
     from stp.eval.report import write_report
     from stp.eval.runner import evaluate as run_evaluation
     from stp.eval.runner import load_benchmark_for_eval
-    from stp.models import Sampler, make_sampler
+    from stp.models import Sampler
     from stp.models.automation import automation_prover
+    from stp.prove import load_sampler
     from stp.verify import make_verifier
 
     baseline: Sampler | None = None
@@ -62,7 +63,7 @@ def evaluate(config: STPConfig, model: str, out_dir: Path) -> dict[str, Any]:
         model,
         benchmark,
         out_dir,
-        sampler_factory=lambda: baseline or make_sampler(model, config.sampling),
+        sampler_factory=lambda: baseline or load_sampler(model, config.sampling),
         verifier_factory=lambda: make_verifier(config.verification),
         log=lambda line: print(f"    {line}", flush=True),
     )

@@ -3,7 +3,8 @@
 Every artifact is written to a temporary file, then renamed into place: a reader never sees
 a half-written artifact, either the old file (or none) or the whole new one. Stages that are
 skipped when their output exists rely on this to resume after a kill. The content hashes
-here are the only ones in the project (stage markers, evaluation manifests, fingerprints).
+here are the only ones in the project (stage markers, evaluation manifests, fingerprints,
+derived seeds, statement keys).
 """
 
 from __future__ import annotations
@@ -92,6 +93,19 @@ def folder_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def text_sha256(*parts: str) -> bytes:
+    """sha256 of strings joined by NUL (which no statement, proof or name contains): the key
+    of a statement, a proof or a name wherever one is needed."""
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).digest()
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed drawn from ``parts`` (joined by ``:``): seeds derived from one seed
+    with different parts share no stream, and the same parts give the same seed anywhere."""
+    digest = text_sha256(":".join(map(str, parts)))
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def rows_sha256(rows: Iterable[Any]) -> str:
     """sha256 of JSON-able rows as canonical JSON, one line each, in order."""
     digest = hashlib.sha256()
@@ -123,15 +137,16 @@ def write_chunk(directory: Path, index: int, rows: Iterable[Any]) -> int:
     return count
 
 
+def drop_chunk(directory: Path, index: int) -> None:
+    """Remove a chunk and its sidecar (when what it was made from is made again)."""
+    path = chunk_path(directory, index)
+    _chunk_sidecar(path).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
+
+
 def chunk_done(directory: Path, index: int) -> bool:
     path = chunk_path(directory, index)
     try:
         return _chunk_sidecar(path).read_text().strip() == file_sha256(path)
     except OSError:
         return False
-
-
-def read_chunks(directory: Path, count: int) -> Iterator[Any]:
-    """Rows of chunks 0..count-1 in order."""
-    for index in range(count):
-        yield from read_jsonl(chunk_path(directory, index))

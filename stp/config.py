@@ -559,8 +559,9 @@ class EvaluationConfig:
     )
     batch_problems: int = _field(
         16,
-        "Problems sampled and verified per checkpoint: larger keeps GPUs busier, smaller "
-        "loses less work to a kill.",
+        "Problems per chunk of an evaluation (sampled, then checked while the next is "
+        "sampled): larger keeps GPUs busier, smaller loses less work to a kill. A folder "
+        "keeps the chunk size it was started with.",
     )
 
     def validate(self) -> None:

@@ -52,4 +52,5 @@ class RunLockedError(UserError, RuntimeError):
 
 
 class IncompatibleRun(UserError):
-    """A run folder was written by a version of STP whose artifacts this one cannot continue."""
+    """A run or evaluation folder was written by a version of STP whose artifacts this one
+    cannot continue."""

@@ -16,10 +16,10 @@ Self-play writes these folders; evaluation only reads which model is the run's n
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from stp.artifacts import derive_seed
 from stp.config import STPConfig
 from stp.stages import read_stage
 
@@ -79,11 +79,11 @@ class RunLayout:
         return len(self.finished_rounds())
 
 
-def stage_seed(run_seed: int, round_index: int, stage: str, part: int = 0) -> int:
-    """The RNG seed of one stage (and chunk) of one round: a resumed stage redraws exactly
-    what the killed one drew, and no two stages share a stream."""
-    digest = hashlib.sha256(f"{run_seed}:{round_index}:{stage}:{part}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+def stage_seed(run_seed: int, round_index: int, stage: str) -> int:
+    """The RNG seed of one stage of one round: a resumed stage redraws exactly what the
+    killed one drew, and no two stages share a stream (a chunked stage derives its chunks'
+    seeds from it: ``stp.prove.chunk_seed``)."""
+    return derive_seed(run_seed, round_index, stage, 0)  # the 0: the seeds run folders hold
 
 
 # ------------------------------------------------------------------------ model lineage

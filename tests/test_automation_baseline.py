@@ -77,11 +77,7 @@ def test_stp_eval_evaluates_the_automation_baseline(tmp_path, capsys) -> None:
     assert report["solved"] == 2 and report["problems_evaluated"] == 3
     manifest = read_manifest(out)
     assert manifest["samples"] == 8 and manifest["model"]["name"].startswith("automation-8-")
-    attempts = [
-        json.loads(line)
-        for part in sorted((out / "attempts").glob("*.json"))
-        for line in [part.read_text()]
-    ]
-    proofs = {a["proof"] for body in attempts for a in body["attempts"]}
+    attempts = [json.loads(line) for line in (out / "attempts.jsonl").read_text().splitlines()]
+    proofs = {a["proof"] for a in attempts}
     assert "intros; split; intros; auto." in proofs and len(proofs) == 8
     assert "pass@8" in capsys.readouterr().out

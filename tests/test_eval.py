@@ -13,6 +13,7 @@ import pytest
 
 from stp.cli import build_parser, main
 from stp.config import load_config
+from stp.errors import IncompatibleRun
 from stp.eval.cli import eval_config_from_args
 from stp.eval.report import compare_markdown, load_report, write_report
 from stp.eval.runner import EvaluationMismatch, evaluate, load_benchmark_for_eval
@@ -71,7 +72,7 @@ class ScriptedProver:
 
 
 def _must_not_sample() -> ScriptedProver:
-    raise AssertionError("a finished batch was sampled again")
+    raise AssertionError("a finished chunk was sampled again")
 
 
 def _config(*overrides: str):
@@ -160,28 +161,60 @@ def _figures(report):
     return {key: report[key] for key in ("pass_at_k", "verdicts", "problems", "tokens")}
 
 
+def _must_not_check():
+    raise AssertionError("a finished chunk was checked again")
+
+
 @pytest.mark.rocq
-def test_killed_evaluation_resumes_without_resampling_finished_batches(evaluated, setup):
+def test_killed_evaluation_resumes_without_resampling_finished_chunks(evaluated, setup):
     first = _figures(evaluated[3])
     config, benchmark, out = setup
-    attempts = sorted((out / "attempts").glob("part-*.json"))
-    generations = sorted((out / "generations").glob("part-*.json"))
-    assert len(attempts) == len(generations) == 2  # batches of 2 problems: 2 + 1
+    verified = sorted((out / "verified").glob("chunk_*.jsonl"))
+    attempts = sorted((out / "attempts").glob("chunk_*.jsonl"))
+    assert len(verified) == len(attempts) == 2  # chunks of 2 problems: 2 + 1
+    # identical samples are checked once: sample 3 repeats sample 0 for every problem
+    rows = [json.loads(line) for line in verified[0].read_text().splitlines()]
+    assert len(rows) == 2 * 3 and rows[0]["count"] == 2
 
-    # killed after sampling the last batch, before its verdicts were written
-    attempts[-1].unlink()
+    # killed after sampling the last chunk, before its verdicts were written
+    verified[-1].unlink()
     assert _figures(_run(config, benchmark, out, sampler_factory=_must_not_sample)) == first
 
-    # killed before sampling the last batch: only that batch is sampled again
+    # killed before sampling the last chunk: only that chunk is sampled again
+    verified[-1].unlink()
     attempts[-1].unlink()
-    generations[-1].unlink()
     prover = ScriptedProver()
     assert _figures(_run(config, benchmark, out, sampler_factory=lambda: prover)) == first
     assert len(prover.prompts) == 1 and "eval_false" in prover.prompts[0]
 
-    # everything done: the report is rebuilt from the parts, nothing is sampled or checked
-    done = _run(config, benchmark, out, sampler_factory=_must_not_sample)
+    # everything done: the report is rebuilt from the chunks, nothing is sampled or checked
+    evaluate(config, "scripted", benchmark, out, _must_not_sample, _must_not_check, log=print)
+    done = write_report(out, config.evaluation.k)
     assert _figures(done) == first and done["attempts"] == 12
+
+    # a damaged chunk (its sidecar no longer matches) is sampled and checked again
+    attempts[0].write_text(attempts[0].read_text().replace("reflexivity.", "lia.", 1))
+    prover = ScriptedProver(["exact I."])
+    again = _run(config, benchmark, out, sampler_factory=lambda: prover)
+    assert len(prover.prompts) == 2
+    assert again["verdicts"]["proved"] == 0 and again["attempts"] == 12
+
+
+@pytest.mark.rocq
+def test_folder_of_an_earlier_version_is_refused_in_one_line(setup, capsys):
+    config, benchmark, out = setup
+    shutil.rmtree(out / "attempts")
+    (out / "generations").mkdir()
+    (out / "generations" / "part-00000.json").write_text("{}")
+    with pytest.raises(IncompatibleRun):
+        _run(config, benchmark, out, sampler_factory=_must_not_sample)
+    argv = ["eval", "--benchmark", benchmark.source, "--split", "heldout", "--prover", "rocq"]
+    assert main([*argv, "--output", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"stp eval: error: {out} holds an evaluation written by an earlier version of stp "
+        "(generations/, attempts/part-*.json), which this one cannot continue: delete the "
+        "folder or pass another --output"
+    ]
 
 
 @pytest.mark.rocq
@@ -303,12 +336,12 @@ def test_stp_eval_end_to_end_with_tiny_model_and_coqtop(tmp_path):
         assert (minif2f / name).is_file()
 
     # a kill after sampling the second problem: its verdicts are missing, its samples are not
-    (minif2f / "attempts" / "part-00001.json").unlink()
+    (minif2f / "verified" / "chunk_00001.jsonl").unlink()
     (minif2f / "report.json").unlink()
     out = stp("eval", *common, "--benchmark", "minif2f", "--split", "valid", "--limit", "2",
               "--output", str(minif2f))  # fmt: skip
-    assert "verifying 1 problems sampled before a restart" in out
-    assert "resuming: 2 problems done, 0 to go" in out
+    assert "chunk 1: checking 1 problems sampled before a restart" in out
+    assert "resuming: 1 problems done, 1 to go" in out
     assert _figures(load_report(minif2f)) == _figures(first)
 
     heldout = _write_statements(tmp_path / "heldout.jsonl")

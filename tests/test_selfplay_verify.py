@@ -6,11 +6,11 @@ import errno
 
 import pytest
 
+from stp import prove
 from stp.artifacts import atomic_write_jsonl, chunk_done, chunk_path, read_jsonl, write_chunk
 from stp.config import load_config
 from stp.errors import DataError
 from stp.runs import RunLayout
-from stp.selfplay import proving
 from stp.selfplay.context import Round
 from stp.selfplay.final import final_retrain
 from stp.selfplay.history import RunHistory
@@ -83,20 +83,20 @@ def test_verify_counts_multiplicity_rejects_forbidden_names_and_resumes_by_chunk
 ):
     ctx = make_round(tmp_path)
     verified = ctx.directory / "verified"
-    real_write_chunk = proving.write_chunk
+    real_write_chunk = prove.write_chunk
 
     def disk_full_on_second_chunk(directory, index, rows):
         if index == 1:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write_chunk(directory, index, rows)
 
-    monkeypatch.setattr(proving, "write_chunk", disk_full_on_second_chunk)
+    monkeypatch.setattr(prove, "write_chunk", disk_full_on_second_chunk)
     with pytest.raises(OSError, match="No space"):
         verify(ctx)
     assert chunk_done(verified, 0) and not chunk_done(verified, 1)
     first_chunk = chunk_path(verified, 0).read_bytes()
 
-    monkeypatch.setattr(proving, "write_chunk", real_write_chunk)
+    monkeypatch.setattr(prove, "write_chunk", real_write_chunk)
     info = verify(ctx)
     assert chunk_path(verified, 0).read_bytes() == first_chunk  # finished work kept as is
     rows = [r for i in range(2) for r in read_jsonl(chunk_path(verified, i))]

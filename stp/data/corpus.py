@@ -29,14 +29,13 @@ reached through a hint database (``auto with arith``) or an alias (``Notation``)
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from stp.artifacts import atomic_write_jsonl, read_jsonl
+from stp.artifacts import atomic_write_jsonl, read_jsonl, text_sha256
 from stp.data.benchmarks import DataError, Statement, load_statements
 from stp.languages import language
 
@@ -229,7 +228,7 @@ def cites_target(proof: str, theorem: ProvedTheorem) -> bool:
 
 
 def name_hash(name: str) -> bytes:
-    return hashlib.sha256(name.encode()).digest()
+    return text_sha256(name)
 
 
 def split_of(name: str, heldout: float, selfplay: float) -> str:

@@ -28,7 +28,6 @@ plus the lemmas kept proofs cite that only a functor states (``Nat.add_comm`` co
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -44,7 +43,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stp.artifacts import atomic_write_json, atomic_write_text
+from stp.artifacts import atomic_write_json, atomic_write_text, text_sha256
 from stp.data.benchmarks import DataError, Statement
 from stp.data.corpus import (
     CONJECTURE_TARGETS,
@@ -686,9 +685,7 @@ class VerdictCache:
     @staticmethod
     def key(job: VerifyJob) -> str:
         header, statement, proof, forbidden = job.key()
-        return hashlib.sha256(
-            "\x00".join((header, statement, proof, *forbidden)).encode()
-        ).hexdigest()
+        return text_sha256(header, statement, proof, *forbidden).hex()
 
     def get(self, job: VerifyJob) -> str | None:
         return self.verdicts.get(self.key(job))

@@ -22,12 +22,11 @@ from pathlib import Path
 from stp.artifacts import atomic_write_text
 from stp.assistants import NAMES as ASSISTANT_NAMES
 from stp.config import STPConfig, add_config_arguments, config_from_args
-from stp.errors import MissingInput
 from stp.eval.passk import ESTIMATOR_LABELS
 from stp.eval.report import REPORT_MD, compare_markdown, load_report, write_report
 from stp.eval.runner import default_output_dir, evaluate, load_benchmark_for_eval
 from stp.models.automation import AUTOMATION, automation_prover
-from stp.models.sampler import Sampler
+from stp.prove import load_sampler
 from stp.runs import current_model
 from stp.verify.local import check_installed
 from stp.verify.types import Verifier
@@ -82,20 +81,6 @@ def _run(args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    def make_model_sampler() -> Sampler:
-        if baseline is not None:
-            return baseline
-        from stp.models import make_sampler  # loads torch: only when something is sampled
-
-        try:
-            return make_sampler(model, config.sampling)
-        except OSError as exc:  # transformers: no such folder, hub id unknown or offline
-            reason = str(exc).strip().splitlines()[0]
-            raise MissingInput(
-                f"cannot load model {model!r} ({reason}); pass --model a local folder "
-                "(`stp model init`, or a round's model) or a hub id reachable from here"
-            ) from exc
-
     def make_proof_verifier() -> Verifier:
         from stp.verify import make_verifier
 
@@ -109,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
         model,
         benchmark,
         out_dir,
-        sampler_factory=make_model_sampler,
+        sampler_factory=lambda: baseline or load_sampler(model, config.sampling),
         verifier_factory=make_proof_verifier,
         log=lambda line: print(line, flush=True),
     )

@@ -25,7 +25,7 @@ from stp.artifacts import (
 from stp.errors import MissingInput
 from stp.eval.passk import ESTIMATOR_LABELS, PassAtK, estimate_all
 from stp.eval.reference import QuotedResult, quoted_for
-from stp.eval.runner import read_batches, read_manifest, read_wall_seconds
+from stp.eval.runner import CheckedSample, read_evaluation, read_manifest
 from stp.verify.types import Verdict
 
 REPORT_MD = "report.md"
@@ -57,8 +57,10 @@ class Report:
     tokens: int
     wall_seconds: float  # of every `stp eval` call on the folder (sampling and checking overlap)
     generation_seconds: float  # time spent sampling
-    verification_seconds: float  # time spent checking, batch by batch
-    verifier_seconds: float  # sum of per-proof check times (across verifier processes)
+    verification_seconds: float  # time spent checking, chunk by chunk
+    verifier_seconds: (
+        float  # per-proof check times (across verifier processes), each distinct proof once
+    )
     assistant_versions: tuple[str, ...]
     quoted: tuple[QuotedResult, ...]
     ks: tuple[int, ...]
@@ -109,17 +111,14 @@ class Report:
 def build_report(out_dir: str | Path, ks: Sequence[int]) -> Report:
     """Read an evaluation folder and compute pass@k for every ``k`` with both estimators."""
     manifest = read_manifest(out_dir)
-    batches = read_batches(out_dir)
-    by_problem: dict[str, list[Any]] = {}
-    for batch in batches:
-        for attempt in batch.attempts:
-            by_problem.setdefault(attempt.problem, []).append(attempt)
+    evaluated = read_evaluation(out_dir)
+    by_problem: dict[str, list[CheckedSample]] = {}
+    for sample in evaluated.samples:  # in sampling order
+        by_problem.setdefault(sample.problem, []).append(sample)
     order = [name for name in manifest["problems"] if name in by_problem]
-    outcomes = [
-        [a.proved for a in sorted(by_problem[name], key=lambda a: a.sample)] for name in order
-    ]
-    attempts = [a for name in order for a in by_problem[name]]
-    counts = Counter(a.verdict.value for a in attempts)
+    outcomes = [[s.proved for s in by_problem[name]] for name in order]
+    attempts = [s for name in order for s in by_problem[name]]
+    counts = Counter(s.verdict.value for s in attempts)
     return Report(
         manifest=manifest,
         problems=tuple(
@@ -129,10 +128,10 @@ def build_report(out_dir: str | Path, ks: Sequence[int]) -> Report:
         verdicts={v.value: counts.get(v.value, 0) for v in Verdict},
         attempts=len(attempts),
         tokens=sum(a.num_tokens for a in attempts),
-        wall_seconds=read_wall_seconds(out_dir),
-        generation_seconds=sum(b.generation_seconds for b in batches),
-        verification_seconds=sum(b.verification_seconds for b in batches),
-        verifier_seconds=sum(a.check_seconds for a in attempts),
+        wall_seconds=evaluated.wall_seconds,
+        generation_seconds=evaluated.sampling_seconds,
+        verification_seconds=evaluated.checking_seconds,
+        verifier_seconds=evaluated.verifier_seconds,
         assistant_versions=tuple(sorted({a.assistant_version for a in attempts} - {""})),
         quoted=tuple(quoted_for(manifest["benchmark"], manifest["split"], manifest["prover"])),
         ks=tuple(sorted(set(ks))),
@@ -194,8 +193,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "Wall s: elapsed time of the `stp eval` calls on this folder. Sampling s and checking "
-        "s: time in each stage (checking a batch overlaps sampling the next). Verifier s: "
-        "per-proof check times summed over the verifier processes.",
+        "s: time in each stage (checking a chunk overlaps sampling the next). Verifier s: "
+        "per-proof check times summed over the verifier processes (identical samples of a "
+        "problem are checked once).",
     ]
     estimates = _estimates(report)
     lines += ["", "## pass@k", ""]
@@ -339,7 +339,7 @@ def write_report(out_dir: str | Path, ks: Sequence[int]) -> dict[str, Any]:
     report = build_report(out_dir, ks).to_dict()
     atomic_write_jsonl(
         out_dir / ATTEMPTS_JSONL,
-        (a.to_dict() for batch in read_batches(out_dir) for a in batch.attempts),
+        (sample.to_dict() for sample in read_evaluation(out_dir).samples),
     )
     atomic_write_json(out_dir / REPORT_JSON, report)
     atomic_write_text(out_dir / REPORT_MD, render_markdown(report))

@@ -1,20 +1,23 @@
 """Sample N proofs per statement, verify them, and record every attempt, resumably.
 
-An evaluation folder holds::
+An evaluation runs the proving pipeline of the rounds (``stp.prove``) over the benchmark's
+statements, in chunks of ``evaluation.batch_problems``. Its folder holds::
 
-    manifest.json                what is evaluated: model (with a digest of its files), data
-                                 (sha256 of the statements), sampling and checking settings
-    timing.json                  wall seconds of each `evaluate` call on this folder
-    generations/part-NNNNN.json  the sampled completions of one batch of problems
-    attempts/part-NNNNN.json     the verified attempts of that batch, with its timings
+    manifest.json              what is evaluated: model (with a digest of its files), data
+                               (sha256 of the statements), sampling and checking settings,
+                               the chunk size
+    timing.json                wall seconds of each `evaluate` call on this folder, and the
+                               sampling and checking seconds of each chunk
+    attempts/chunk_NNNNN.jsonl the sampled proofs of one chunk of problems, in sampling order
+    verified/chunk_NNNNN.jsonl each distinct proof of that chunk, its multiplicity and verdict
 
-Each part is written atomically once its batch is sampled (generations) or checked
-(attempts). A killed evaluation, run again with the same command, keeps every finished
-attempts part, verifies the generations parts that have none (no re-sampling), and samples
-only the problems no part holds. Batches are cut the same way on every run and each is
-seeded from ``run.seed`` and its first problem's position, so a resumed evaluation samples
-what an uninterrupted one would. Checking a batch overlaps with sampling the next. The manifest is checked first: a folder that holds another
-model's or another benchmark's attempts is refused rather than mixed.
+A killed evaluation, run again with the same command, keeps every finished chunk, checks
+sampled chunks that have no verdicts (no re-sampling), and samples only the rest; chunk i is
+seeded from ``run.seed`` and i, so a resumed evaluation samples what an uninterrupted one
+would. Checking a chunk overlaps with sampling the next. The manifest is checked first: a
+folder that holds another model's or another benchmark's attempts is refused rather than
+mixed, and so is a folder of an earlier version's layout (``generations/``,
+``attempts/part-*.json``).
 """
 
 from __future__ import annotations
@@ -23,36 +26,34 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stp import __version__
+from stp import __version__, prove
 from stp.artifacts import atomic_write_json, folder_sha256, rows_sha256
 from stp.config import STPConfig
 from stp.data.benchmarks import BENCHMARKS, Statement, load_benchmark
 from stp.data.benchmarks import load_statements as load_statement_file
-from stp.errors import DataError, EvaluationMismatch, MissingInput
+from stp.errors import DataError, EvaluationMismatch, IncompatibleRun, MissingInput
 from stp.languages import language
-from stp.languages.base import FormalLanguage
 from stp.models.sampler import Sampler
-from stp.prove import ModelSampler, Problem
+from stp.prove import ModelSampler, Problem, VerifiedAttempt
 from stp.verify.types import Verdict, Verifier
 
 MANIFEST = "manifest.json"
 TIMING = "timing.json"
-GENERATIONS = "generations"
-ATTEMPTS = "attempts"
 # Fields of the manifest that must match for a run to continue an existing folder.
 IDENTITY = ("model", "benchmark", "split", "prover", "problems", "data_sha256", "samples")
 IDENTITY_SETTINGS = ("sampling", "verification")
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
-    """One sampled proof of one problem and the proof assistant's verdict on it."""
+class CheckedSample:
+    """One sampled proof of one problem and the proof assistant's verdict on it: a row of
+    the report's ``attempts.jsonl``. Identical samples of a problem were checked once;
+    ``check_seconds`` is that one check's time."""
 
     id: str  # "<problem>#<sample>"
     problem: str
@@ -72,10 +73,6 @@ class Attempt:
         row = dataclasses.asdict(self)
         row["verdict"] = self.verdict.value
         return row
-
-    @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> Attempt:
-        return cls(**{**row, "verdict": Verdict(row["verdict"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +166,7 @@ def build_manifest(config: STPConfig, model: str, benchmark: Benchmark) -> dict[
             "backend": config.verification.backend,
             "timeout_s": config.verification.timeout_s,
         },
+        "chunk_problems": config.evaluation.batch_problems,
         "stp_version": __version__,
         "config": dataclasses.asdict(config),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -196,20 +194,6 @@ def _check_manifest(existing: dict[str, Any], wanted: dict[str, Any], out_dir: P
 # -------------------------------------------------------------------------- folder layout
 
 
-def _parts(out_dir: Path, kind: str) -> dict[int, Path]:
-    folder = out_dir / kind
-    if not folder.is_dir():
-        return {}
-    parts = {}
-    for path in folder.glob("part-*.json"):
-        parts[int(path.stem.removeprefix("part-"))] = path
-    return parts
-
-
-def _part_path(out_dir: Path, kind: str, index: int) -> Path:
-    return out_dir / kind / f"part-{index:05d}.json"
-
-
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     path = Path(out_dir) / MANIFEST
     if not path.is_file():
@@ -218,82 +202,113 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     return manifest
 
 
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
-    """The verified attempts of one batch of problems, with what they cost."""
-
-    problems: tuple[str, ...]
-    attempts: tuple[Attempt, ...]
-    generation_seconds: float
-    verification_seconds: float
-
-
-def read_wall_seconds(out_dir: str | Path) -> float:
-    """Wall time of every ``evaluate`` call on the folder, up to its last finished part."""
-    path = Path(out_dir) / TIMING
-    if not path.is_file():
-        return 0.0
-    calls = json.loads(path.read_text(encoding="utf-8"))["calls"]
-    return float(sum(call["wall_seconds"] for call in calls))
+def _refuse_earlier_layout(out_dir: Path) -> None:
+    if (out_dir / "generations").is_dir() or any(
+        (out_dir / prove.ATTEMPTS_DIR).glob("part-*.json")
+    ):
+        raise IncompatibleRun(
+            f"{out_dir} holds an evaluation written by an earlier version of stp "
+            "(generations/, attempts/part-*.json), which this one cannot continue: delete "
+            "the folder or pass another --output"
+        )
 
 
-class _WallClock:
-    """Records this call's wall time in ``timing.json`` beside the earlier calls' times."""
+def _has_chunks(out_dir: Path) -> bool:
+    return any(
+        any((out_dir / folder).glob("chunk_*"))
+        for folder in (prove.ATTEMPTS_DIR, prove.VERIFIED_DIR)
+    )
+
+
+def _problem_chunks(manifest: dict[str, Any]) -> list[list[str]]:
+    """The folder's chunks (problem names), as its manifest fixed them."""
+    return prove.cut(manifest["problems"], int(manifest["chunk_problems"]))
+
+
+class _Timing:
+    """``timing.json``: this call's wall time beside the earlier calls' times, and the
+    sampling and checking seconds of each chunk (a redone chunk's replace the old)."""
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / TIMING
-        self.calls = (
-            json.loads(self.path.read_text(encoding="utf-8"))["calls"]
-            if self.path.is_file()
-            else []
-        )
+        body = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        self.calls: list[dict[str, Any]] = body.get("calls", [])
+        self.sampling: dict[str, float] = body.get("sampling_seconds", {})
+        self.checking: dict[str, float] = body.get("checking_seconds", {})
         self.started = time.monotonic()
         self.start_time = time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
+    def sampled(self, index: int, seconds: float) -> None:
+        self.sampling[str(index)] = seconds
+        self.save()
+
+    def checked(self, index: int, seconds: float) -> None:
+        self.checking[str(index)] = seconds
+        self.save()
+
     def save(self) -> None:
         this_call = {"started": self.start_time, "wall_seconds": time.monotonic() - self.started}
-        atomic_write_json(self.path, {"calls": [*self.calls, this_call]})
+        body = {
+            "calls": [*self.calls, this_call],
+            "sampling_seconds": self.sampling,
+            "checking_seconds": self.checking,
+        }
+        atomic_write_json(self.path, body)
 
 
-def read_batches(out_dir: str | Path) -> list[BatchRecord]:
-    """Every finished batch of an evaluation folder, in part order."""
-    records = []
-    for _, path in sorted(_parts(Path(out_dir), ATTEMPTS).items()):
-        body = json.loads(path.read_text(encoding="utf-8"))
-        records.append(
-            BatchRecord(
-                problems=tuple(body["problems"]),
-                attempts=tuple(Attempt.from_dict(a) for a in body["attempts"]),
-                generation_seconds=float(body["generation_seconds"]),
-                verification_seconds=float(body["verification_seconds"]),
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """What an evaluation folder holds: the checked samples of its finished chunks, in
+    problem and sampling order, and what they cost."""
+
+    samples: tuple[CheckedSample, ...]
+    verifier_seconds: float  # per-proof check times, each distinct proof once
+    sampling_seconds: float
+    checking_seconds: float
+    wall_seconds: float  # of every `evaluate` call on the folder
+
+
+def read_evaluation(out_dir: str | Path) -> Evaluated:
+    """The finished chunks of an evaluation folder (a chunk counts once it is checked)."""
+    out_dir = Path(out_dir)
+    _refuse_earlier_layout(out_dir)
+    chunks = _problem_chunks(read_manifest(out_dir))
+    _, checked = prove.chunks_done(out_dir, len(chunks))
+    samples: list[CheckedSample] = []
+    verifier_seconds = 0.0
+    for index in checked:
+        verdicts: dict[tuple[str, str], VerifiedAttempt] = {}
+        for row in prove.read_verified(out_dir, [index]):
+            verdicts[(row.target, row.proof)] = row
+            verifier_seconds += row.seconds
+        numbers: dict[str, int] = {}
+        for attempt in prove.read_attempts(out_dir, [index]):
+            number = numbers[attempt.target] = numbers.get(attempt.target, -1) + 1
+            verified = verdicts[(attempt.target, attempt.proof)]
+            samples.append(
+                CheckedSample(
+                    id=f"{attempt.target}#{number}",
+                    problem=attempt.target,
+                    sample=number,
+                    proof=attempt.proof,
+                    num_tokens=attempt.tokens,
+                    verdict=Verdict(verified.verdict),
+                    check_seconds=verified.seconds,
+                    assistant_version=verified.assistant_version,
+                    detail=verified.detail,
+                )
             )
-        )
-    return records
+    timing = _Timing(out_dir)
+    return Evaluated(
+        samples=tuple(samples),
+        verifier_seconds=verifier_seconds,
+        sampling_seconds=sum(timing.sampling.values()),
+        checking_seconds=sum(timing.checking.values()),
+        wall_seconds=sum(call["wall_seconds"] for call in timing.calls),
+    )
 
 
 # ------------------------------------------------------------------------------ running
-
-
-def _batches(statements: Sequence[Statement], size: int) -> Iterator[list[Statement]]:
-    for start in range(0, len(statements), size):
-        yield list(statements[start : start + size])
-
-
-class _Lazy:
-    """Builds the verifier on first use, so a finished evaluation starts no checker."""
-
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self._factory = factory
-        self.value: Any = None
-
-    def get(self) -> Any:
-        if self.value is None:
-            self.value = self._factory()
-        return self.value
-
-    def close(self) -> None:
-        if self.value is not None:
-            self.value.close()
 
 
 def evaluate(
@@ -308,124 +323,53 @@ def evaluate(
     """Sample ``evaluation.samples`` proofs of every statement, verify them and record the
     attempts under ``out_dir``; continues a killed evaluation of the same settings."""
     out_dir = Path(out_dir)
+    _refuse_earlier_layout(out_dir)
     manifest = build_manifest(config, model, benchmark)
-    # A folder with no parts yet (e.g. the model failed to load) holds nothing to mix up.
-    has_parts = bool(_parts(out_dir, GENERATIONS) or _parts(out_dir, ATTEMPTS))
-    if has_parts:
-        _check_manifest(read_manifest(out_dir), manifest, out_dir)
+    # A folder with no chunks yet (e.g. the model failed to load) holds nothing to mix up.
+    if _has_chunks(out_dir):
+        existing = read_manifest(out_dir)
+        _check_manifest(existing, manifest, out_dir)
+        manifest = existing  # its chunk size, whatever evaluation.batch_problems says now
     else:
         atomic_write_json(out_dir / MANIFEST, manifest)
 
-    clock = _WallClock(out_dir)
-    lang = language(benchmark.prover)
-    by_name = {s.name: s for s in benchmark.statements}
-    position = {s.name: i for i, s in enumerate(benchmark.statements)}
-    sampler, verifier = ModelSampler(sampler_factory, config.sampling), _Lazy(verifier_factory)
-    generated, verified = _parts(out_dir, GENERATIONS), _parts(out_dir, ATTEMPTS)
-    done = {name for record in read_batches(out_dir) for name in record.problems}
-    try:
-        # Batches sampled before a kill but not verified: verify them, do not re-sample.
-        for index in sorted(set(generated) - set(verified)):
-            body = json.loads(generated[index].read_text(encoding="utf-8"))
-            batch = [by_name[name] for name in body["problems"]]
-            log(f"part {index}: verifying {len(batch)} problems sampled before a restart")
-            _verify_batch(out_dir, index, batch, body, lang, verifier.get(), log)
-            clock.save()
-            done.update(body["problems"])
+    problems = {s.name: Problem.from_statement(s) for s in benchmark.statements}
+    chunks = [[problems[name] for name in names] for names in _problem_chunks(manifest)]
+    sampled, checked = prove.chunks_done(out_dir, len(chunks))
+    if checked:
+        done = sum(len(chunks[i]) for i in checked)
+        log(f"resuming: {done} problems done, {len(problems) - done} to go")
+    for index in sorted(set(sampled) - set(checked)):
+        log(f"chunk {index}: checking {len(chunks[index])} problems sampled before a restart")
 
-        remaining = [s for s in benchmark.statements if s.name not in done]
-        if done:
-            log(f"resuming: {len(done)} problems done, {len(remaining)} to go")
-        next_index = max([*generated, *verified], default=-1) + 1
-        size = config.evaluation.batch_problems
-        # Batch i is checked on a thread while batch i+1 is sampled: the accelerator does not
-        # wait for the proof assistant. At most one batch is being checked at a time.
-        with ThreadPoolExecutor(max_workers=1) as checker:
-            checking: Future[None] | None = None
-            for offset, batch in enumerate(_batches(remaining, size)):
-                index = next_index + offset
-                seed = config.run.seed + position[batch[0].name]
-                body = _sample_batch(config.evaluation.samples, batch, lang, sampler, seed)
-                atomic_write_json(_part_path(out_dir, GENERATIONS, index), body)
-                if checking is not None:
-                    checking.result()  # raises what the check raised
-                    clock.save()
-                checking = checker.submit(
-                    _verify_batch, out_dir, index, batch, body, lang, verifier.get(), log
-                )
-            if checking is not None:
-                checking.result()
-                clock.save()
+    timing = _Timing(out_dir)
+
+    def report_chunk(index: int, seconds: float, rows: list[VerifiedAttempt]) -> None:
+        timing.checked(index, seconds)
+        attempts = sum(row.count for row in rows)
+        proved = sum(row.count for row in rows if row.verdict == Verdict.PROVED.value)
+        solved = len({row.target for row in rows if row.verdict == Verdict.PROVED.value})
+        sampling = timing.sampling.get(str(index), 0.0)
+        log(
+            f"chunk {index}: {len(chunks[index])} problems, {attempts} attempts "
+            f"({len(rows)} distinct), {proved} proved ({solved} problems solved); "
+            f"sampling {sampling:.1f}s, checking {seconds:.1f}s"
+        )
+
+    sampler = ModelSampler(sampler_factory, config.sampling)
+    try:
+        prove.prove(
+            out_dir,
+            chunks,
+            config.evaluation.samples,
+            sampler,
+            language(benchmark.prover),
+            verifier_factory,
+            config.run.seed,
+            on_sampled=timing.sampled,
+            on_checked=report_chunk,
+        )
     finally:
         sampler.close()
-        verifier.close()
+        timing.save()
     return out_dir
-
-
-def _sample_batch(
-    samples: int, batch: list[Statement], lang: FormalLanguage, sampler: ModelSampler, seed: int
-) -> dict[str, Any]:
-    prompts = [Problem.from_statement(s).prompt(lang) for s in batch]
-    started = time.monotonic()
-    completions = sampler.generate(prompts, samples, seed)
-    return {
-        "problems": [s.name for s in batch],
-        "seed": seed,
-        "seconds": time.monotonic() - started,
-        "completions": [
-            [{"text": c.text, "num_tokens": c.num_tokens} for c in per_problem]
-            for per_problem in completions
-        ],
-    }
-
-
-def _verify_batch(
-    out_dir: Path,
-    index: int,
-    batch: list[Statement],
-    generations: dict[str, Any],
-    lang: FormalLanguage,
-    verifier: Verifier,
-    log: Callable[[str], None],
-) -> None:
-    jobs, meta = [], []
-    for statement, completions in zip(batch, generations["completions"], strict=True):
-        problem = Problem.from_statement(statement)
-        for sample, completion in enumerate(completions):
-            proof = lang.parse_proof(completion["text"], statement.formal_statement)
-            attempt_id = f"{statement.name}#{sample}"
-            jobs.append(problem.job(attempt_id, proof))
-            meta.append((statement.name, sample, completion["num_tokens"]))
-    started = time.monotonic()
-    results = verifier.verify(jobs)
-    seconds = time.monotonic() - started
-    attempts = [
-        Attempt(
-            id=job.id,
-            problem=problem,
-            sample=sample,
-            proof=job.proof,
-            num_tokens=num_tokens,
-            verdict=result.verdict,
-            check_seconds=result.check_seconds,
-            assistant_version=result.assistant_version,
-            detail=result.detail,
-        )
-        for job, (problem, sample, num_tokens), result in zip(jobs, meta, results, strict=True)
-    ]
-    atomic_write_json(
-        _part_path(out_dir, ATTEMPTS, index),
-        {
-            "problems": [s.name for s in batch],
-            "generation_seconds": generations["seconds"],
-            "verification_seconds": seconds,
-            "attempts": [a.to_dict() for a in attempts],
-        },
-    )
-    proved = sum(a.proved for a in attempts)
-    solved = len({a.problem for a in attempts if a.proved})
-    log(
-        f"part {index}: {len(batch)} problems, {len(attempts)} attempts, {proved} proved "
-        f"({solved} problems solved); sampling {generations['seconds']:.1f}s, "
-        f"checking {seconds:.1f}s"
-    )

@@ -10,9 +10,9 @@ evaluates it like any model and reports the floor a learned prover must beat:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 
+from stp.artifacts import text_sha256
 from stp.config import STPConfig
 from stp.errors import ConfigError
 from stp.languages import language
@@ -72,6 +72,6 @@ def automation_prover(config: STPConfig) -> tuple[str, AutomationSampler]:
     attempt per tactic."""
     tactics = automation_tactics(config)
     config.evaluation.samples = len(tactics)
-    digest = hashlib.sha256("\n".join(tactics).encode()).hexdigest()[:8]
+    digest = text_sha256("\n".join(tactics)).hex()[:8]
     lang = language(config.verification.backend)
     return f"{AUTOMATION}-{len(tactics)}-{digest}", AutomationSampler(tactics, lang)

@@ -50,8 +50,8 @@ class Round:
     def lang(self) -> FormalLanguage:
         return assistant(self.config.verification.backend).language
 
-    def seed(self, stage: str, part: int = 0) -> int:
-        return stage_seed(self.config.run.seed, self.index, stage, part)
+    def seed(self, stage: str) -> int:
+        return stage_seed(self.config.run.seed, self.index, stage)
 
     def path(self, name: str) -> Path:
         return self.directory / name

@@ -14,20 +14,17 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from stp.artifacts import read_chunks
 from stp.assistants import assistant
 from stp.config import STPConfig
 from stp.errors import DataError, MissingInput
+from stp.prove import VerifiedAttempt, read_verified
 from stp.runs import RunLayout, stage_seed, start_model
 from stp.selfplay.records import (
     MODEL_DIR,
     TARGETS_FILE,
     TRAIN_FILE,
-    VERIFIED_DIR,
     Target,
     TrainingExample,
-    VerifiedAttempt,
-    iter_records,
     read_records,
     write_records,
 )
@@ -77,8 +74,7 @@ def final_retrain(config: STPConfig, log: Callable[[str], None] = print) -> Path
             directory = layout.round_dir(index)
             record = read_stage(directory, "targets")
             assert record is not None
-            rows = read_chunks(directory / VERIFIED_DIR, int(record.info["chunks"]))
-            yield from iter_records(rows, VerifiedAttempt)
+            yield from read_verified(directory, range(int(record.info["chunks"])))
 
     directory = layout.final
     examples = directory / TRAIN_FILE

@@ -66,7 +66,9 @@ def fold_stats(history: RunHistory, stats: Iterable[StatementStats]) -> None:
 
 
 def key_digest(key: tuple[str, str]) -> bytes:
-    """16 bytes per conjecture key: millions of earlier conjectures fit in memory."""
+    """16 bytes per conjecture key: millions of earlier conjectures fit in memory. blake2b,
+    not ``stp.artifacts.text_sha256``: the keys are stored in every round's
+    ``conjectures.jsonl``, and earlier rounds' keys must keep matching."""
     return hashlib.blake2b("\x00".join(key).encode(), digest_size=16).digest()
 
 

@@ -6,6 +6,9 @@ JSONL rows.
     Seed ── conjecturer ──> Conjecture ── gate ──> GateOutcome
                                                        StatementStats, TrainingExample
 
+``Attempt`` and ``VerifiedAttempt`` are the records of the proving pipeline the rounds share
+with ``stp eval`` (``stp.prove``); the others are the round's own.
+
 A stage reads its inputs as records (``read_records``) and writes its outputs as records
 (``write_records``); nothing else spells out a row's fields. The row formats are those of
 every earlier version, so earlier run folders stay readable.
@@ -33,8 +36,7 @@ SEEDS_FILE = "seeds.jsonl"  # Seed
 CONJECTURES_FILE = "conjectures.jsonl"  # Conjecture
 GATE_FILE = "gate.jsonl"  # GateOutcome, one per conjecture
 TARGETS_FILE = "targets.jsonl"  # Target
-ATTEMPTS_DIR = "attempts"  # chunks of Attempt
-VERIFIED_DIR = "verified"  # chunks of VerifiedAttempt
+# attempts/, verified/: the chunks of Attempt and VerifiedAttempt (stp.prove)
 STATS_FILE = "stats.jsonl"  # StatementStats
 PROVER_FILE = "prover.jsonl"  # TrainingExample, with its target
 CONJECTURER_FILE = "conjecturer.jsonl"  # TrainingExample, with its target
@@ -151,26 +153,6 @@ class GateOutcome(_Plain):
     @property
     def passed(self) -> bool:
         return self.outcome == GATE_PASSED
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt(_Plain):
-    """One sampled proof of a target."""
-
-    target: str
-    proof: str
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class VerifiedAttempt(_Plain):
-    """One distinct proof of a target, how often it was sampled, and its verdict."""
-
-    target: str
-    proof: str
-    count: int
-    verdict: str  # a stp.verify.Verdict value
-    seconds: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ it. The functions below are thin: they read their inputs as records
 Every stage writes its artifacts atomically and then a marker (``stp.stages``) holding a
 fingerprint of its inputs; a stage whose marker is missing, does not match its files, or
 was made from other inputs is redone. ``generate`` and ``verify`` work in chunks, so a
-killed round loses at most one chunk. Every random draw is seeded from ``run.seed``, the
-round and the stage (``Round.seed``): a resumed round writes the same artifacts as one never
-interrupted.
+killed round loses at most one chunk; they are the two halves of the pipeline ``stp eval``
+runs too (``stp.prove``). Every random draw is seeded from ``run.seed``, the round and the
+stage (``Round.seed``): a resumed round writes the same artifacts as one never interrupted.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from stp.artifacts import atomic_write_json, read_chunks, read_jsonl
+from stp import prove
+from stp.artifacts import atomic_write_json, read_jsonl
 from stp.assistants import assistant
 from stp.config import STPConfig
-from stp.prove import Progress
 from stp.runs import STAGES_LATER_ROUNDS_READ, RunLayout, model_for_round
 from stp.selfplay import conjecturing, gate, proving, report, training, training_data
 from stp.selfplay.bootstrap import bootstrap, load_run_corpus
@@ -40,7 +40,6 @@ from stp.selfplay.context import Log, Round
 from stp.selfplay.history import load_history
 from stp.selfplay.lock import run_lock
 from stp.selfplay.records import (
-    ATTEMPTS_DIR,
     CONJECTURER_FILE,
     CONJECTURES_FILE,
     GATE_FILE,
@@ -52,15 +51,11 @@ from stp.selfplay.records import (
     SUMMARY_FILE,
     TARGETS_FILE,
     TRAIN_FILE,
-    VERIFIED_DIR,
-    Attempt,
     Conjecture,
     GateOutcome,
     Seed,
     StatementStats,
     Target,
-    VerifiedAttempt,
-    iter_records,
     read_records,
     write_records,
 )
@@ -152,23 +147,17 @@ def _chunks(r: Round) -> tuple[list[list[Target]], dict[str, Any]]:
     record = read_stage(r.directory, "targets")
     assert record is not None, "the targets stage must be finished first"
     rows = read_records(r.path(TARGETS_FILE), Target)
-    return proving.cut(rows, int(record.info["chunk_targets"])), record.info
+    return prove.cut(rows, int(record.info["chunk_targets"])), record.info
 
 
 def generate(r: Round) -> dict[str, Any]:
     chunks, info = _chunks(r)
     with _bar(sum(map(len, chunks)), "proofs", "target") as bar:
-        proving.sample_proofs(
-            chunks,
-            int(info["k"]),
-            r.sampler,
-            r.lang,
-            r.path(ATTEMPTS_DIR),
-            lambda index: r.seed("generate", index),
-            lambda done_before: _moves(bar, done_before),
+        prove.sample(
+            r.directory, chunks, int(info["k"]), r.sampler, r.lang, r.seed("generate"), _moves(bar)
         )
     attempts = tokens = 0
-    for attempt in iter_records(read_chunks(r.path(ATTEMPTS_DIR), len(chunks)), Attempt):
+    for attempt in prove.read_attempts(r.directory, range(len(chunks))):
         attempts += 1
         tokens += attempt.tokens
     r.log(f"  generate: {attempts} proofs sampled, {tokens} tokens")
@@ -188,17 +177,16 @@ def verify(r: Round) -> dict[str, Any]:
         def advance_by(count: int) -> None:  # the verifier reports how many more finished
             bar.update(count)
 
-        proving.check_proofs(
+        prove.check(
+            r.directory,
             chunks,
-            r.path(ATTEMPTS_DIR),
-            r.path(VERIFIED_DIR),
             lambda: make_verifier(r.config.verification),
             advance_by,
             grow,
         )
     checked = proved = 0
     seconds = 0.0
-    for row in iter_records(read_chunks(r.path(VERIFIED_DIR), len(chunks)), VerifiedAttempt):
+    for row in prove.read_verified(r.directory, range(len(chunks))):
         checked += 1
         seconds += row.seconds
         proved += row.count if row.verdict == PROVED else 0
@@ -213,7 +201,7 @@ def select(r: Round) -> dict[str, Any]:
     chunks, _ = _chunks(r)
     by_id = {t.id: t for chunk in chunks for t in chunk}
     new = {c.id: c for c in read_records(r.path(CONJECTURES_FILE), Conjecture)}
-    verified = iter_records(read_chunks(r.path(VERIFIED_DIR), len(chunks)), VerifiedAttempt)
+    verified = prove.read_verified(r.directory, range(len(chunks)))
     lemma_index = r.corpus.lemma_index if r.corpus is not None else None
     scores = training_data.score(verified, by_id, new, lemma_index, settings, lang)
     n_prover = write_records(r.path(PROVER_FILE), scores.prover_examples)
@@ -352,14 +340,14 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="generate",
-        files=(ATTEMPTS_DIR,),
+        files=(prove.ATTEMPTS_DIR,),
         settings=SAMPLING,
         reads=("targets",),
         run=generate,
     ),
     Stage(
         name="verify",
-        files=(VERIFIED_DIR,),
+        files=(prove.VERIFIED_DIR,),
         settings=CHECKING,
         reads=("targets", "generate"),
         run=verify,
@@ -476,11 +464,10 @@ def _bar(total: int, desc: str, unit: str) -> tqdm:
     return tqdm(total=total, desc=f"  {desc}", unit=unit, leave=False, dynamic_ncols=True)
 
 
-def _moves(bar: tqdm, start: int = 0) -> Progress:
-    """A sampler progress callback (prompts done so far in this call) that moves ``bar``,
-    which stood at ``start`` when the call began."""
+def _moves(bar: tqdm) -> prove.Progress:
+    """A progress callback (prompts done so far) that moves ``bar`` there."""
 
     def update(done: int) -> None:
-        bar.update(start + done - bar.n)
+        bar.update(done - bar.n)
 
     return update

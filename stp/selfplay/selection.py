@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stp.selfplay.records import Attempt, VerifiedAttempt
+from stp.prove import VerifiedAttempt
 
 PROVED = "proved"
 
@@ -75,16 +75,6 @@ def outcomes(rows: Iterable[VerifiedAttempt]) -> Iterator[Outcome]:
             current.proofs.append((row.proof, row.count))
     if current is not None:
         yield current
-
-
-def count_distinct(attempts: Iterable[Attempt]) -> dict[tuple[str, str], int]:
-    """(target, proof) -> multiplicity over attempts, in first-seen order: identical proofs
-    are checked once and counted with their multiplicity."""
-    counts: dict[tuple[str, str], int] = {}
-    for row in attempts:
-        key = (row.target, row.proof)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 def histogram(rates: Iterable[float]) -> dict[str, int]:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from stp.artifacts import read_jsonl
 from stp.config import SelectionConfig
 from stp.languages.base import FormalLanguage
+from stp.prove import VerifiedAttempt
 from stp.selfplay import selection
 from stp.selfplay.conjecturing import uses_lemma
 from stp.selfplay.records import (
@@ -30,7 +31,6 @@ from stp.selfplay.records import (
     StatementStats,
     Target,
     TrainingExample,
-    VerifiedAttempt,
     iter_records,
 )
 

@@ -29,13 +29,13 @@ user can, the toolchain and Mathlib's ``.olean`` files included.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from stp.artifacts import text_sha256
 from stp.languages.lean import LEAN
 from stp.verify.process import RunAs, run_bounded
 from stp.verify.types import Verdict
@@ -116,7 +116,7 @@ class KernelCheck:
     def _statement(self, header: str, formal_statement: str) -> Path:
         """The compiled statement (with ``sorry``), kept where the sandboxed compiles of proofs
         cannot write."""
-        key = hashlib.sha256(f"{header}\0{formal_statement}".encode()).hexdigest()
+        key = text_sha256(header, formal_statement).hex()
         if key in self._statements:
             return self._statements[key]
         status, output, olean = self._compile(LEAN.assemble(header, formal_statement, "sorry"))
