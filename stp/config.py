@@ -576,6 +576,53 @@ class EvaluationConfig:
 
 
 @dataclass
+class TinyModelConfig:
+    """The offline tiny model ``run.init_model`` builds into ``run.base_model``: its size, its
+    tokenizer and its pre-training on raw Rocq sources (built once, reused by every run that
+    names the same folder, rebuilt only when these settings or the sources change)."""
+
+    vocab_size: int = _field(4096, "BPE vocabulary size of the tokenizer.")
+    hidden_size: int = _field(128, "Model width.")
+    num_layers: int = _field(4, "Transformer layers.")
+    num_heads: int = _field(4, "Attention heads.")
+    intermediate_size: int = _field(512, "MLP width.")
+    pretrain_sources: list[str] = _field(
+        [],
+        "Raw Rocq sources the model is pre-trained on (next-token loss on the text) before the "
+        "initial fine-tune, and its tokenizer trained on: .v files, folders (every .v file "
+        "below them), or coq:<folder> for a folder of the installed Coq (coq:theories is the "
+        "standard library, coq:user-contrib the installed packages). Empty: no pre-training, "
+        "the tokenizer is trained on the corpus' corpus.txt.",
+    )
+    pretrain_epochs: float = _field(1.0, "Passes over the pre-training text.")
+    pretrain_learning_rate: float = _field(2e-3, "Peak learning rate of the pre-training.")
+    pretrain_batch_size: int = _field(16, "Text blocks per pre-training step.")
+    pretrain_block_tokens: int = _field(
+        256, "Tokens per pre-training block (the text is cut at line ends into blocks)."
+    )
+
+    def validate(self) -> None:
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "intermediate_size",
+            "pretrain_batch_size",
+            "pretrain_block_tokens",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"tiny_model.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"tiny_model.hidden_size ({self.hidden_size}) must be a multiple of "
+                f"tiny_model.num_heads ({self.num_heads})"
+            )
+        if self.pretrain_epochs <= 0 or self.pretrain_learning_rate <= 0:
+            raise ConfigError("tiny_model.pretrain_epochs/pretrain_learning_rate: must be > 0")
+
+
+@dataclass
 class STPConfig:
     """The whole configuration: one section per stage."""
 
@@ -586,6 +633,7 @@ class STPConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    tiny_model: TinyModelConfig = field(default_factory=TinyModelConfig)
 
 
 SECTIONS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(STPConfig))

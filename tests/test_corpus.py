@@ -147,7 +147,9 @@ def test_conjecture_examples_pair_seeds_with_same_file_theorems_sharing_a_lemma(
     c = with_lemmas("c", "sft", (ADD_COMM,))
     held = with_lemmas("h", "heldout", (PLUS_N_O,))
     other_file = with_lemmas("o", "sft", (PLUS_N_O,))
-    examples = conjecture_examples([("F", a), ("F", b), ("F", held), ("F", c), ("G", other_file)])
+    examples = conjecture_examples(
+        [("F", a), ("F", b), ("F", held), ("F", c), ("G", other_file)], targets_per_seed=1
+    )
     pairs = [
         (e.seed_statement.split()[1], e.lemma, e.target_statement.split()[1]) for e in examples
     ]
@@ -157,6 +159,23 @@ def test_conjecture_examples_pair_seeds_with_same_file_theorems_sharing_a_lemma(
         ("a", None, "b"),
         ("b", None, "c"),
         ("c", ADD_COMM, "a"),
+    ]
+    # Two targets per seed: a second lemma example where one exists, the next two theorems.
+    more = conjecture_examples(
+        [("F", a), ("F", b), ("F", held), ("F", c), ("F", with_lemmas("d", "sft", (PLUS_N_O,)))],
+        targets_per_seed=2,
+    )
+    pairs = [(e.seed_statement.split()[1], e.lemma, e.target_statement.split()[1]) for e in more]
+    assert pairs == [
+        ("a", PLUS_N_O, "d"),
+        ("a", ADD_COMM, "c"),
+        ("a", None, "b"),
+        ("a", None, "c"),
+        ("b", None, "c"),
+        ("b", None, "d"),
+        ("c", ADD_COMM, "a"),
+        ("c", None, "d"),
+        ("d", PLUS_N_O, "a"),
     ]
     text = corpus_text([a, held, theorem("s", "selfplay")], [PLUS_N_O])
     assert "Theorem a" in text and "apply Nat.add_comm" in text and "Theorem h" not in text

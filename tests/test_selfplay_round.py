@@ -38,6 +38,11 @@ def overrides(root: Path, name: str) -> list[str]:
         "run.corpus_max_theorems=60",
         f"run.base_model={root / 'model'}",
         "run.init_model=true",
+        # A few steps of pre-training on a small stdlib folder: the path a fresh run takes.
+        "tiny_model.pretrain_sources=[coq:theories/Bool]",
+        "tiny_model.pretrain_epochs=0.1",
+        "tiny_model.pretrain_batch_size=8",
+        "tiny_model.pretrain_block_tokens=128",
         "run.initial_sft=true",
         # A few steps of fine-tune: the model proves nothing yet (selection and training on
         # real verdicts are tested in test_selfplay_verify.py), this tests the plumbing.
@@ -80,6 +85,9 @@ def test_two_rounds_write_every_artifact_and_the_run_table(played, capsys):
     first, second = rows
     assert first["k"] == 4 and second["k"] == 3
     assert first["model"].endswith("bootstrap/sft_model")
+    # the base model was pre-trained on the stdlib folder
+    built = json.loads((played / "model" / "pretraining.json").read_text())
+    assert built["sources"] > 0 and (played / "model" / "train_log.jsonl").is_file()
     # round 1 samples from what round 0 trained, or from the same model when nothing was learned
     train0 = read_stage(layout.round_dir(0), "train")
     assert train0 is not None and second["model"] == train0.info["model"]

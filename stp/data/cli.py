@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stp.config import add_config_arguments, config_from_args
 from stp.data.benchmarks import BENCHMARKS, bundled_path, load_benchmark
+from stp.data.corpus import CONJECTURE_TARGETS
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -52,6 +53,7 @@ def _extract_rocq(args: argparse.Namespace) -> int:
             heldout_fraction=args.heldout,
             selfplay_fraction=args.selfplay,
             memory_limit_mb=config.verification.memory_limit_mb,
+            conjecture_targets=args.conjecture_targets,
         )
     print("\n".join(summary.lines()))
     print(f"corpus: {args.out}")
@@ -108,6 +110,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rocq.add_argument(
         "--max-theorems", type=int, help="Check at most this many theorems (a hash-chosen subset)."
+    )
+    rocq.add_argument(
+        "--conjecture-targets",
+        type=int,
+        default=CONJECTURE_TARGETS,
+        help="Conjecturer examples per sft seed with a lemma, and as many with the trivial "
+        "lemma (targets: same-file sft theorems).",
     )
     add_config_arguments(rocq, ("verification",))
     rocq.set_defaults(func=_extract_rocq)

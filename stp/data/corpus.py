@@ -49,6 +49,8 @@ HELDOUT_FILE = "heldout.jsonl"
 UNPROVED_FILE = "unproved.jsonl"
 CORPUS_TEXT_FILE = "corpus.txt"
 SUMMARY_FILE = "summary.json"
+# Conjecturer examples per sft seed and kind (with a lemma, with the trivial lemma).
+CONJECTURE_TARGETS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,12 +360,13 @@ def load_corpus(corpus_dir: str | Path) -> Corpus:
 
 
 def conjecture_examples(
-    theorems: Sequence[tuple[str, ProvedTheorem]],
+    theorems: Sequence[tuple[str, ProvedTheorem]], targets_per_seed: int = CONJECTURE_TARGETS
 ) -> list[ConjectureExample]:
     """The conjecturer's initial examples from ``(file, theorem)`` pairs in file order: for
-    each sft seed, one example with the first lemma its proof uses that another sft theorem of
-    the same file (the nearest one) uses too, as the target; and one trivial-lemma example
-    whose target is the next sft theorem of the file. Other splits are never targets."""
+    each sft seed and each of the first ``targets_per_seed`` lemmas its proof uses that another
+    sft theorem of the same file uses too, one example with that lemma whose target is the
+    nearest such theorem; and trivial-lemma examples whose targets are the next
+    ``targets_per_seed`` sft theorems of the file. Other splits are never targets."""
     by_file: dict[str, list[ProvedTheorem]] = {}
     for file, theorem in theorems:
         if theorem.split == "sft":
@@ -372,13 +375,16 @@ def conjecture_examples(
     for group in by_file.values():
         for at, seed in enumerate(group):
             nearest = [group[j] for _, j in sorted((abs(j - at), j) for j in range(len(group)))]
+            with_lemma = 0
             for lemma in seed.lemmas:
+                if with_lemma == targets_per_seed:
+                    break
                 target = next((t for t in nearest[1:] if lemma in t.lemmas), None)
                 if target is not None:
                     examples.append(_example(seed, lemma, target))
-                    break
-            if at + 1 < len(group):
-                examples.append(_example(seed, None, group[at + 1]))
+                    with_lemma += 1
+            for target in group[at + 1 : at + 1 + targets_per_seed]:
+                examples.append(_example(seed, None, target))
     return examples
 
 

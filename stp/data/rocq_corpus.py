@@ -46,6 +46,7 @@ from tqdm import tqdm
 from stp.artifacts import atomic_write_json, atomic_write_text, text_sha256
 from stp.data.benchmarks import DataError, Statement
 from stp.data.corpus import (
+    CONJECTURE_TARGETS,
     CORPUS_TEXT_FILE,
     SPLITS,
     SUMMARY_FILE,
@@ -490,18 +491,42 @@ def _module_prefixes(scopes: Sequence[_Scope]) -> list[tuple[str, ...]]:
     return out
 
 
-def stdlib_theories() -> Path:
-    """The stdlib sources of the installed Rocq/Coq (``$(coqc -where)/theories``)."""
+def coq_where() -> Path:
+    """The library folder of the installed Rocq/Coq (``coqc -where``)."""
     coqc = shutil.which("coqc")
     if coqc is None:
         raise DataError("coqc not found: install Rocq/Coq (`apt-get install coq`)")
     where = subprocess.run([coqc, "-where"], capture_output=True, text=True, check=True).stdout
-    theories = Path(where.strip()) / "theories"
+    return Path(where.strip())
+
+
+def stdlib_theories() -> Path:
+    """The stdlib sources of the installed Rocq/Coq (``$(coqc -where)/theories``)."""
+    theories = coq_where() / "theories"
     if not any(theories.glob("*/*.v")):
         raise DataError(
             f"{theories} holds no .v sources: install the `coq` package with its sources"
         )
     return theories
+
+
+def source_files(sources: Iterable[str]) -> list[Path]:
+    """The ``.v`` files ``sources`` name, in a fixed order: a file, a folder (every ``.v``
+    file below it) or ``coq:<folder>``, a folder of the installed Coq (``coq:theories`` is the
+    standard library, ``coq:user-contrib`` the installed packages such as mathcomp)."""
+    files: list[Path] = []
+    for source in sources:
+        path = coq_where() / source[len("coq:") :] if source.startswith("coq:") else Path(source)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            found = sorted(path.rglob("*.v"))
+            if not found:
+                raise DataError(f"{source}: no .v files below {path}")
+            files.extend(found)
+        else:
+            raise DataError(f"{source}: {path} is neither a .v file nor a folder")
+    return files
 
 
 def stdlib_files(theories: Path, modules: Iterable[str] | None) -> list[Path]:
@@ -711,12 +736,15 @@ def extract_rocq(
     selfplay_fraction: float = 0.2,
     theories: Path | None = None,
     memory_limit_mb: int = 4096,
+    conjecture_targets: int = CONJECTURE_TARGETS,
 ) -> ExtractionSummary:
     """Parse, check and split the stdlib theorems of ``modules`` (every folder for None) and
     write the corpus folder (see ``stp.data.corpus``). ``max_theorems`` caps the candidates
     checked, chosen by a hash of their names so that every module keeps its share. The lemma
     index is every stdlib theorem stated in a file, plus the lemmas kept proofs cite that only
-    a functor states (typed by coqc, under ``memory_limit_mb``)."""
+    a functor states (typed by coqc, under ``memory_limit_mb``). Each sft seed gets up to
+    ``conjecture_targets`` conjecturer examples with a lemma and as many with the trivial one
+    (``stp.data.corpus.conjecture_examples``)."""
     started = time.monotonic()
     check_fractions(heldout_fraction, selfplay_fraction)
     out = Path(out_dir)
@@ -773,7 +801,9 @@ def extract_rocq(
         )
         kept.append((decl, ProvedTheorem(statement, decl.proof, used)))
     theorems = [theorem for _, theorem in kept]
-    examples = conjecture_examples([(decl.module, theorem) for decl, theorem in kept])
+    examples = conjecture_examples(
+        [(decl.module, theorem) for decl, theorem in kept], conjecture_targets
+    )
     write_corpus(out, theorems, lemmas, examples)
     atomic_write_text(out / CORPUS_TEXT_FILE, corpus_text(theorems, lemmas))
     summary = ExtractionSummary(

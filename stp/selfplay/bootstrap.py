@@ -3,8 +3,10 @@
 1. corpus: ``run.corpus`` is extracted from the Coq standard library when the folder is missing
    (``stp data extract-rocq``; shared by every run that names the same folder);
 2. targets: the run's dataset statements, frozen in ``runs/<name>/targets.jsonl``;
-3. model: with ``run.init_model``, the offline tiny model is built on the corpus' corpus.txt
-   into ``run.base_model`` (into a temporary folder first, renamed when whole);
+3. model: with ``run.init_model``, the offline tiny model (``tiny_model``) is built into
+   ``run.base_model`` and pre-trained on the raw sources ``tiny_model.pretrain_sources``
+   (``stp.models.pretrain``: built once, shared by every run naming that folder, rebuilt only
+   when its inputs change);
 4. initial fine-tune (STP stage 1, with ``run.initial_sft``): the base model is trained on the
    corpus' sft proofs (prover examples) and its conjecturer examples, weight 1 each, into
    ``runs/<name>/bootstrap/sft_model``; round 0 samples from it.
@@ -13,14 +15,12 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stp.assistants import assistant
-from stp.config import STPConfig
+from stp.config import STPConfig, TrainingConfig
 from stp.errors import ConfigError
 from stp.runs import RunLayout, stage_seed
 from stp.selfplay.records import TrainingExample, write_records
@@ -64,24 +64,38 @@ def ensure_corpus(config: STPConfig, log: Log) -> None:
 
 
 def ensure_base_model(config: STPConfig, log: Log) -> None:
-    target = Path(config.run.base_model)
-    if not config.run.init_model or (target / "config.json").is_file():
+    """With ``run.init_model``: the tiny model ``config.tiny_model`` describes, in
+    ``run.base_model``; built (and pre-trained) only when missing or built from other inputs."""
+    if not config.run.init_model:
         return
     from stp.data.corpus import CORPUS_TEXT_FILE
-    from stp.models.tiny import TinyModelSpec, build_tiny_model
+    from stp.data.rocq_corpus import source_files
+    from stp.models.pretrain import Pretraining, build_pretrained_model
+    from stp.models.tiny import TinyModelSpec
 
     assert config.run.corpus is not None  # RunConfig.validate requires it with init_model
-    log(f"bootstrap: building the tiny model into {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
-        built = build_tiny_model(
-            [Path(config.run.corpus) / CORPUS_TEXT_FILE],
-            Path(tmp) / "model",
-            TinyModelSpec(seed=config.run.seed),
-        )
-        if target.exists():  # a folder without config.json: a half-written leftover
-            shutil.rmtree(target)
-        built.rename(target)
+    tiny = config.tiny_model
+    sources = tuple(source_files(tiny.pretrain_sources))
+    plan = Pretraining(
+        tokenizer_text=sources or (Path(config.run.corpus) / CORPUS_TEXT_FILE,),
+        sources=sources,
+        # Seeds fixed, not run.seed: every run that names this folder shares one model.
+        spec=TinyModelSpec(
+            vocab_size=tiny.vocab_size,
+            hidden_size=tiny.hidden_size,
+            num_layers=tiny.num_layers,
+            num_heads=tiny.num_heads,
+            intermediate_size=tiny.intermediate_size,
+        ),
+        training=TrainingConfig(
+            learning_rate=tiny.pretrain_learning_rate,
+            epochs=tiny.pretrain_epochs,
+            batch_size=tiny.pretrain_batch_size,
+            max_seq_len=tiny.pretrain_block_tokens,
+            warmup_ratio=0.02,
+        ),
+    )
+    build_pretrained_model(plan, config.run.base_model, 0, log, train_model)
 
 
 def sft_examples(config: STPConfig) -> list[TrainingExample]:
@@ -156,8 +170,11 @@ def bootstrap(config: STPConfig, layout: RunLayout, log: Log) -> None:
         train_model(config.run.base_model, examples, out, training, seed, log)
         return {"examples": count}
 
+    from stp.models.pretrain import built_digest
+
     settings = {
         "base_model": config.run.base_model,
+        "base_model_inputs": built_digest(config.run.base_model),
         "corpus": config.run.corpus,
         "seed": config.run.seed,
         "epochs": config.run.initial_sft_epochs,

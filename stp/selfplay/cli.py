@@ -14,7 +14,7 @@ from pathlib import Path
 from stp.config import add_config_arguments, config_from_args
 
 # The config sections a round (and the final re-training) reads.
-ROUND_SECTIONS = ("run", "sampling", "verification", "selection", "gate", "training")
+ROUND_SECTIONS = ("run", "sampling", "verification", "selection", "gate", "training", "tiny_model")
 
 
 def _round(args: argparse.Namespace) -> int:
