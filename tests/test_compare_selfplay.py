@@ -33,6 +33,7 @@ def test_a_short_comparison_writes_mean_and_std_per_round_and_resumes(tmp_path, 
         "run.corpus_modules=[Arith]",
         "run.corpus_max_theorems=60",
         f"run.base_model={tmp_path / 'model'}",
+        "tiny_model.pretrain_sources=[]",  # pre-training has its own tests; here it only costs time
         "run.initial_sft_epochs=0.2",
         "run.target_limit=3",
         "run.chunk_targets=4",
