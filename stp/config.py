@@ -134,6 +134,11 @@ class SamplingConfig:
         "auto: fast without a CUDA GPU, hf with one.",
     )
     temperature: float = _field(1.0, "Sampling temperature.")
+    conjecturer_temperature: float | None = _field(
+        None,
+        "Sampling temperature of the conjecturer's samples; null: temperature. A small model "
+        "writes well-typed statements far more often when sampled cooler.",
+    )
     top_p: float = _field(0.95, "Nucleus sampling mass.")
     max_new_tokens: int = _field(512, "Longest completion, in tokens.")
     batch_size: int = _field(8, "Prompts decoded together (hf and fast backends).")
@@ -150,8 +155,10 @@ class SamplingConfig:
     )
 
     def validate(self) -> None:
-        if self.temperature < 0:
-            raise ConfigError(f"sampling.temperature: must be >= 0, got {self.temperature}")
+        for name in ("temperature", "conjecturer_temperature"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"sampling.{name}: must be >= 0, got {value}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"sampling.top_p: must be in (0, 1], got {self.top_p}")
         for name in ("max_new_tokens", "batch_size", "tensor_parallel_size", "data_parallel_size"):
@@ -314,6 +321,12 @@ class SelectionConfig:
     elegance_drop_fraction: float = _field(
         0.2, "Share of selected conjectures dropped as least elegant (longest proof/statement)."
     )
+    gate_passed_weight: float = _field(
+        0.0,
+        "Weight of a conjecturer example made of each conjecture that passed the gate but was "
+        "not selected (0: STP's rule, only the selected conjectures train the conjecturer). "
+        "A model that rarely writes a well-typed statement learns the form from these.",
+    )
     reweight_conjectures: bool = _field(
         True, "Re-weight selected conjectures toward the still-unproved statements (STP)."
     )
@@ -355,6 +368,10 @@ class SelectionConfig:
                 raise ConfigError(f"selection.{name}: must be >= 1, got {getattr(self, name)}")
         if self.max_seeds is not None and self.max_seeds < 1:
             raise ConfigError(f"selection.max_seeds: must be >= 1, got {self.max_seeds}")
+        if self.gate_passed_weight < 0:
+            raise ConfigError(
+                f"selection.gate_passed_weight: must be >= 0, got {self.gate_passed_weight}"
+            )
         if self.conjecture_weight_cap <= 0 or self.length_penalty < 0:
             raise ConfigError(
                 "selection.conjecture_weight_cap must be > 0 and selection.length_penalty >= 0"

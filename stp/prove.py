@@ -117,15 +117,21 @@ class ModelSampler:
         return cls(lambda: load_sampler(model, settings), settings)
 
     def generate(
-        self, prompts: Sequence[str], n: int, seed: int, progress: Progress | None = None
+        self,
+        prompts: Sequence[str],
+        n: int,
+        seed: int,
+        progress: Progress | None = None,
+        temperature: float | None = None,
     ) -> list[list[Completion]]:
-        """``n`` completions per prompt, in prompt order; each stops at the closing fence."""
+        """``n`` completions per prompt, in prompt order; each stops at the closing fence.
+        ``temperature`` (default: the settings') is for a role sampled otherwise."""
         if self._sampler is None:
             self._sampler = self._factory()
         return self._sampler.generate(
             prompts,
             n,
-            temperature=self.settings.temperature,
+            temperature=self.settings.temperature if temperature is None else temperature,
             top_p=self.settings.top_p,
             max_new_tokens=self.settings.max_new_tokens,
             seed=seed,

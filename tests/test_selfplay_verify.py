@@ -141,9 +141,14 @@ def play_round(ctx: Round, correct: dict[str, int], proof: str = "reflexivity.")
             "lemma_text": None if lemma is None else f"{lemma} : forall n, n * 1 = n",
             "key": f"{i:032x}",
         }
-        for i, lemma in ((1, None), (2, "Nat.mul_1_r"))
+        for i, lemma in ((1, None), (2, "Nat.mul_1_r"), (3, None))
     ]
     atomic_write_jsonl(directory / "conjectures.jsonl", conjectures)
+    # c3 was closed by `auto` at the gate: no proof attempts, never a training example
+    gate = [{"conjecture": c, "outcome": "passed", "check": "", "detail": ""} for c in ("c1", "c2")]
+    gate.append({"conjecture": "c3", "outcome": "trivial", "check": "auto.", "detail": ""})
+    atomic_write_jsonl(directory / "gate.jsonl", gate)
+    conjectures = conjectures[:2]
     dataset = [t.to_dict() for t in ctx.dataset]
     atomic_write_jsonl(ctx.layout.targets, dataset)
     targets = dataset[:2] + [
@@ -215,6 +220,21 @@ def test_select_and_train_on_real_verdicts(tmp_path, small_model):
 
     trained = train(ctx)
     assert trained["trained"] is True and (directory / "model" / "config.json").is_file()
+
+
+def test_conjectures_past_the_gate_train_the_conjecturer_at_their_own_weight(
+    tmp_path, small_model
+):
+    ctx = make_round(tmp_path, small_model)
+    ctx.config.selection.gate_passed_weight = 0.25
+    info = play_round(ctx, {"t0": 1, "t1": 8, "c1": 2, "c2": 0})
+    conjecturer = {r["target"]: r for r in read_jsonl(ctx.directory / "conjecturer.jsonl")}
+    # c1 is selected (weight 1), c2 passed the gate and was never proved, c3 failed the gate
+    assert {t: r["weight"] for t, r in conjecturer.items()} == {"c1": 1.0, "c2": 0.25}
+    assert "c2 : 2 * 1 = 2." in conjecturer["c2"]["completion"]
+    assert info["conjecturer_examples"] == 1 and info["gate_passed_examples"] == 1
+    trained = [r for r in read_jsonl(ctx.directory / "train.jsonl") if r["weight"] == 0.25]
+    assert [r["completion"] for r in trained] == [conjecturer["c2"]["completion"]]
 
 
 def test_final_retrain_needs_a_correct_proof(tmp_path, small_model):

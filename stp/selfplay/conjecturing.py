@@ -151,7 +151,13 @@ def sample_conjectures(
     if not seeds:
         return [], ConjectureCounts()
     prompts = [s.conjecturer_prompt(lang) for s in seeds]
-    samples = sampler.generate(prompts, settings.conjectures_per_seed, seed, progress)
+    samples = sampler.generate(
+        prompts,
+        settings.conjectures_per_seed,
+        seed,
+        progress,
+        temperature=sampler.settings.conjecturer_temperature,
+    )
     conjectures: list[Conjecture] = []
     generated = valid = duplicates = tokens = 0
     for i, (source, completions) in enumerate(zip(seeds, samples, strict=True)):

@@ -66,6 +66,7 @@ def summarize(
         "train_examples": {
             "prover": sel.get("prover_examples", 0),
             "conjecturer": sel.get("conjecturer_examples", 0),
+            "conjecturer_past_gate": sel.get("gate_passed_examples", 0),
             "with_replay": sel.get("train_examples", 0),
         },
         "stage_seconds": {

@@ -212,6 +212,11 @@ def select(r: Round) -> dict[str, Any]:
     conjecturer = training_data.conjecturer_examples(
         scores.candidates, new, unproved, training_data.embedder(r.model), settings, lang
     )
+    n_selected = len(conjecturer)
+    passed = [new[o.conjecture] for o in read_records(r.path(GATE_FILE), GateOutcome) if o.passed]
+    conjecturer += training_data.gate_passed_examples(
+        passed, {c.target for c in scores.candidates}, settings.gate_passed_weight, lang
+    )
     write_records(r.path(CONJECTURER_FILE), conjecturer)
 
     replayed = [
@@ -220,13 +225,15 @@ def select(r: Round) -> dict[str, Any]:
     ]
     n_train = write_records(r.path(TRAIN_FILE), training_data.training_set(conjecturer, replayed))
     r.log(
-        f"  select: {len(scores.candidates)} barely provable conjectures, {len(conjecturer)} "
-        f"kept; {n_prover} prover examples this round, {n_train} training examples with replay"
+        f"  select: {len(scores.candidates)} barely provable conjectures, {n_selected} kept, "
+        f"{len(conjecturer) - n_selected} more past the gate; {n_prover} prover examples this "
+        f"round, {n_train} training examples with replay"
     )
     return {
         **report.conjectures_proved(scores.stats, settings),
         "candidates": len(scores.candidates),
-        "conjecturer_examples": len(conjecturer),
+        "conjecturer_examples": n_selected,
+        "gate_passed_examples": len(conjecturer) - n_selected,
         "prover_examples": n_prover,
         "train_examples": n_train,
     }
@@ -307,7 +314,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="conjectures",
         files=(CONJECTURES_FILE,),
-        settings=(*SAMPLING, "selection.conjectures_per_seed"),
+        settings=(*SAMPLING, "sampling.conjecturer_temperature", "selection.conjectures_per_seed"),
         reads=("seeds",),
         run=conjectures,
     ),
@@ -356,7 +363,7 @@ STAGES: tuple[Stage, ...] = (
         name="select",
         files=(STATS_FILE, PROVER_FILE, CONJECTURER_FILE, TRAIN_FILE),
         settings=("selection",),
-        reads=("conjectures", "targets", "verify"),
+        reads=("conjectures", "gate", "targets", "verify"),
         run=select,
     ),
     Stage(

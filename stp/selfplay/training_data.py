@@ -7,14 +7,17 @@
 2. ``conjecturer_examples``: the least elegant 20% of those conjectures dropped, the rest
    re-weighted toward the still-unproved statements (nearest neighbour on mean-pooled
    embeddings, capped);
-3. ``training_set``: conjecturer examples plus the prover examples of the last
+3. ``gate_passed_examples``: with ``selection.gate_passed_weight`` > 0, every other conjecture
+   that passed the gate as a conjecturer example of that weight (not STP's rule: it teaches a
+   small model the form of a well-typed, non-trivial statement);
+4. ``training_set``: conjecturer examples plus the prover examples of the last
    ``selection.replay_rounds`` rounds.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,6 +126,26 @@ def conjecturer_examples(
             )
         )
     return examples
+
+
+def gate_passed_examples(
+    passed: Iterable[Conjecture], candidates: Collection[str], weight: float, lang: FormalLanguage
+) -> list[TrainingExample]:
+    """Conjecturer examples, each of weight ``weight``, of the conjectures that passed the gate
+    and are not ``candidates`` (the ids of the barely provable ones, which STP's rule keeps
+    or drops as least elegant)."""
+    if weight <= 0:
+        return []
+    return [
+        TrainingExample(
+            conjecture.conjecturer_prompt(lang),
+            lang.conjecture_completion(conjecture.formal_statement),
+            weight,
+            conjecture.id,
+        )
+        for conjecture in passed
+        if conjecture.id not in candidates
+    ]
 
 
 def training_set(
