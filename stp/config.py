@@ -298,7 +298,9 @@ class SelectionConfig:
         "Probability that a seed is paired with the trivial lemma instead of one its proof uses.",
     )
     max_seeds: int | None = _field(
-        None, "Most seeds per round (a seeded random subset); None keeps every eligible seed."
+        None,
+        "Most seeds per round (a seeded random subset); the corpus' sft proofs fill up to it when "
+        "fewer statements qualify. None keeps every eligible seed.",
     )
     conjectures_per_seed: int = _field(
         1, "Conjecturer samples drawn per seed (before parsing and dedup)."

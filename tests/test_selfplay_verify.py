@@ -222,9 +222,7 @@ def test_select_and_train_on_real_verdicts(tmp_path, small_model):
     assert trained["trained"] is True and (directory / "model" / "config.json").is_file()
 
 
-def test_conjectures_past_the_gate_train_the_conjecturer_at_their_own_weight(
-    tmp_path, small_model
-):
+def test_conjectures_past_the_gate_train_the_conjecturer_at_their_own_weight(tmp_path, small_model):
     ctx = make_round(tmp_path, small_model)
     ctx.config.selection.gate_passed_weight = 0.25
     info = play_round(ctx, {"t0": 1, "t1": 8, "c1": 2, "c2": 0})

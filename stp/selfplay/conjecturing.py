@@ -1,10 +1,12 @@
 """The conjecturer's half of a round: seeds, then new conjectures.
 
 Seeds are dataset statements (never conjectures) whose best pass rate so far is above
-``selection.seed_pass_rate_min``, with the shortest correct proof the model found. In round 0
-(no pass rates yet), and in any round where no statement qualifies, the corpus' sft proofs
-seed the conjecturer instead. A run without a corpus (Lean from an SFT model) has no seeds
-until its model proves something, and pairs seeds with the trivial lemma only.
+``selection.seed_pass_rate_min``, with the shortest correct proof the model found. The
+corpus' sft proofs (human proofs of other proved statements) fill the rest up to
+``selection.max_seeds``: all of round 0 (no pass rates yet), and every later round where fewer
+statements qualify. Without ``max_seeds`` they seed only a round where no statement qualifies.
+A run without a corpus (Lean from an SFT model) has no seeds until its model proves
+something, and pairs seeds with the trivial lemma only.
 
 Conjectures are parsed from the conjecturer's samples, renamed ``conj_rNNN_SSSSS_JJ``, and
 dropped when their statement (white space ignored, under the same header) is one of the
@@ -63,7 +65,8 @@ def choose_seeds(
     lang: FormalLanguage,
     rng: random.Random,
 ) -> tuple[list[Seed], str]:
-    """The round's seeds and where they came from ("model proofs" or "corpus sft proofs")."""
+    """The round's seeds and where they came from (how many model proofs and corpus sft
+    proofs)."""
     index = corpus.lemma_index if corpus is not None else None
     candidates = []
     for target in dataset:
@@ -79,22 +82,26 @@ def choose_seeds(
                     tuple((lemma.name, lemma.statement) for lemma in lemmas),
                 )
             )
-    source = "model proofs"
-    if not candidates and corpus is not None:
-        source = "corpus sft proofs"
-        candidates = [
-            _Candidate(
-                theorem.name,
-                theorem.statement.header,
-                theorem.statement.formal_statement,
-                theorem.proof,
-                tuple((lemma.name, lemma.statement) for lemma in theorem.lemmas),
-            )
-            for theorem in corpus.sft
-        ]
     if settings.max_seeds is not None and len(candidates) > settings.max_seeds:
         keep = sorted(rng.sample(range(len(candidates)), settings.max_seeds))
         candidates = [candidates[i] for i in keep]
+    pool = corpus.sft if corpus is not None else []
+    if settings.max_seeds is not None:
+        room = max(settings.max_seeds - len(candidates), 0)
+    else:
+        room = 0 if candidates else len(pool)
+    room = min(room, len(pool))
+    source = f"{len(candidates)} model proofs, {room} corpus sft proofs"
+    candidates += [
+        _Candidate(
+            theorem.name,
+            theorem.statement.header,
+            theorem.statement.formal_statement,
+            theorem.proof,
+            tuple((lemma.name, lemma.statement) for lemma in theorem.lemmas),
+        )
+        for theorem in (pool[i] for i in sorted(rng.sample(range(len(pool)), room)))
+    ]
     seeds = []
     for candidate in candidates:
         trivial = not candidate.lemmas or rng.random() < settings.trivial_lemma_prob
