@@ -37,6 +37,7 @@ from stp.models.automation import AUTOMATION
 from stp.runs import RunLayout, model_for_round, start_model
 from stp.selfplay.bootstrap import bootstrap
 from stp.selfplay.lock import run_lock
+from stp.selfplay.report import funnel_of, well_typed_share
 from stp.selfplay.round import advance
 
 ARMS = (("stp", "STP"), ("ei", "expert iteration"))
@@ -161,8 +162,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+FUNNEL_STEPS = ("sampled", "new", "well_typed", "past_gate", "proved", "in_window", "selected")
+# The per-round table: (key, title) of each column.
+BUDGET_COLUMNS = (
+    ("round", "round"),
+    ("seed", "seed"),
+    ("stp_proofs", "STP proofs"),
+    ("ei_proofs", "EI proofs"),
+    ("stp_proved", "STP proved"),
+    ("ei_proved", "EI proved"),
+    ("conj_sampled", "conj sampled"),
+    ("conj_typed_share", "well-typed % of samples"),
+    ("conj_new", "new"),
+    ("conj_well_typed", "well-typed"),
+    ("conj_past_gate", "past gate"),
+    ("conj_proved", "proved once"),
+    ("conj_in_window", "in window"),
+    ("conj_selected", "selected"),
+)
+
+
 def _budget_row(index: int, seed: int, stp: dict[str, Any], ei: dict[str, Any]) -> dict[str, Any]:
-    funnel = stp["conjectures"]
+    funnel = funnel_of(stp)
+    share = well_typed_share(funnel)
     return {
         "round": index,
         "seed": seed,
@@ -170,10 +192,8 @@ def _budget_row(index: int, seed: int, stp: dict[str, Any], ei: dict[str, Any]) 
         "ei_proofs": ei["proofs_sampled"],
         "stp_proved": stp["proved"],
         "ei_proved": ei["proved"],
-        "conj_sampled": funnel.get("sampled"),
-        "conj_well_typed": funnel.get("well_typed"),
-        "conj_past_gate": funnel.get("past_gate"),
-        "conj_selected": funnel.get("selected"),
+        "conj_typed_share": None if share is None else round(100 * share, 1),
+        **{f"conj_{key}": funnel.get(key) for key in FUNNEL_STEPS},
     }
 
 
@@ -235,13 +255,19 @@ def _markdown(
         "",
         "Per round and seed: proof samples, training statements proved so far, STP's conjectures",
         "",
-        "| round | seed | STP proofs | EI proofs | STP proved | EI proved | conj sampled "
-        "| well-typed | past gate | selected |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(title for _, title in BUDGET_COLUMNS) + " |",
+        "|" + "---|" * len(BUDGET_COLUMNS),
     ]
     for b in budget:
-        cells = [b[key] for key in b]
+        cells = [b.get(key) for key, _ in BUDGET_COLUMNS]
         lines.append("| " + " | ".join("-" if c is None else str(c) for c in cells) + " |")
+    if budget:
+        selected = [b.get("conj_selected") or 0 for b in budget]
+        lines += [
+            "",
+            f"STP conjectures selected per round: {statistics.mean(selected):.1f} on average "
+            f"over {len(selected)} rounds x seeds (min {min(selected)}, max {max(selected)})",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -33,9 +33,8 @@ from stp.runs import RunLayout, model_for_round
 from stp.selfplay import gate
 from stp.selfplay.bootstrap import bootstrap, load_run_corpus
 from stp.selfplay.conjecturing import choose_seeds, known_statement_keys, sample_conjectures
-from stp.selfplay.gate import ILL_TYPED, UNCHECKED
 from stp.selfplay.history import RunHistory, key_digest
-from stp.selfplay.records import GATE_PASSED
+from stp.selfplay.records import GATE_PASSED, ILL_TYPED
 from stp.selfplay.selection import whitespace_key
 from stp.selfplay.training import apply_torch_threads
 from stp.verify import make_verifier
@@ -95,11 +94,7 @@ def main() -> None:
     with make_verifier(config.verification) as verifier:
         outcomes = gate.screen(conjectures, verifier, config.gate, config.verification.backend)
     check_s = time.perf_counter() - started
-    typed = [
-        c
-        for c, o in zip(conjectures, outcomes, strict=True)
-        if o.outcome not in (ILL_TYPED, UNCHECKED)
-    ]
+    typed = [c for c, o in zip(conjectures, outcomes, strict=True) if o.well_typed]
     new = [
         c
         for c in typed

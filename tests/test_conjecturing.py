@@ -7,15 +7,30 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from stp.artifacts import atomic_write_jsonl
 from stp.config import SamplingConfig, SelectionConfig
 from stp.data.benchmarks import Statement
 from stp.data.corpus import Corpus, ProvedTheorem
 from stp.languages import language
 from stp.models.sampler import Completion
 from stp.prove import ModelSampler
-from stp.selfplay.conjecturing import choose_seeds, sample_conjectures
-from stp.selfplay.history import RunHistory, StatementHistory
-from stp.selfplay.records import Seed, Target
+from stp.runs import RunLayout
+from stp.selfplay.conjecturing import (
+    KnownStatements,
+    choose_seeds,
+    known_statements,
+    sample_conjectures,
+)
+from stp.selfplay.history import RunHistory, StatementHistory, key_digest, load_history
+from stp.selfplay.records import (
+    CONJECTURES_FILE,
+    GATE_FILE,
+    STATS_FILE,
+    GateOutcome,
+    Seed,
+    Target,
+)
+from stp.selfplay.selection import whitespace_key
 
 ROCQ = language("rocq")
 SEED = Seed("t0", "", "Theorem t0 : 0 + 0 = 0.", "reflexivity.", None, None)
@@ -41,7 +56,13 @@ def test_conjectures_are_sampled_at_the_conjecturer_temperature_when_one_is_set(
         settings = SamplingConfig(temperature=1.0, conjecturer_temperature=conjecturer)
         sampler = ModelSampler(lambda r=recording: r, settings)
         new, counts = sample_conjectures(
-            [SEED], sampler, ROCQ, set(), 0, SelectionConfig(conjectures_per_seed=3), seed=1
+            [SEED],
+            sampler,
+            ROCQ,
+            KnownStatements(set(), set()),
+            0,
+            SelectionConfig(conjectures_per_seed=3),
+            seed=1,
         )
         assert recording.temperatures == [expected]
         assert counts.generated == 3 and [c.formal_statement for c in new] == [
@@ -91,3 +112,73 @@ def test_model_proved_seeds_come_first_and_corpus_proofs_fill_up_to_max_seeds():
     assert sorted(chosen) == sorted(f"s{i}" for i in range(10))
     assert source == "0 model proofs, 10 corpus sft proofs"
     assert ids(SelectionConfig(max_seeds=5), None) == ([], "0 model proofs, 0 corpus sft proofs")
+
+
+class ScriptedSampler:
+    """Writes the statements of ``texts`` in order, one per sample."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def generate(self, prompts: Sequence[str], n: int, **_: object) -> list[list[Completion]]:
+        assert len(prompts) * n == len(self.texts)
+        rows = [Completion(f"{t}\n```", 5) for t in self.texts]
+        return [rows[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def close(self) -> None:
+        pass
+
+
+def test_repeats_are_counted_and_known_well_typed_statements_recognised():
+    def key(body: str) -> bytes:
+        return key_digest(whitespace_key("", body))
+
+    dataset = [Target("t0", "", "Theorem t0 : 0 + 0 = 0.")]
+    history = RunHistory(
+        conjecture_keys={key(": 1 = 1."), key(": 1 = 2.")},  # 1 = 2 never elaborated
+        well_typed_keys={key(": 1 = 1.")},
+    )
+    known = known_statements(dataset, None, history, ROCQ)
+    assert known.well_typed == {key(": 0 + 0 = 0."), key(": 1 = 1.")}
+    texts = [
+        "a : 2 = 2.",  # new
+        "b : 2  =  2.",  # a repeat of the first (white space aside)
+        "c : 0 + 0 = 0.",  # the dataset's statement: well-typed
+        "d : 1 = 1.",  # an earlier conjecture that elaborated
+        "e : 1 = 2.",  # an earlier conjecture that did not
+        "f : 3 = 3.",  # new
+        "g : 2 = 2.",  # the first again
+        "not a statement",
+    ]
+    sampler = ModelSampler(lambda: ScriptedSampler(texts), SamplingConfig())
+    new, counts = sample_conjectures(
+        [SEED, SEED], sampler, ROCQ, known, 4, SelectionConfig(conjectures_per_seed=4), seed=0
+    )
+    assert [(c.id, c.samples) for c in new] == [
+        ("conj_r004_00000_00", 3),
+        ("conj_r004_00001_01", 1),
+    ]
+    assert (counts.generated, counts.valid, counts.duplicates) == (8, 7, 5)
+    assert counts.known_well_typed == 2
+    assert {bytes.fromhex(c.key) for c in new} <= known.keys
+
+
+def test_the_history_knows_which_earlier_conjectures_elaborated(tmp_path):
+    layout = RunLayout(tmp_path / "run")
+    rows = {"c1": "11" * 16, "c2": "22" * 16, "c3": "33" * 16}
+    for index, gated in enumerate((True, False)):  # round 1 was written before the gate
+        directory = layout.round_dir(index)
+        names = ("c1", "c2") if index == 0 else ("c3",)
+        atomic_write_jsonl(directory / STATS_FILE, [])
+        atomic_write_jsonl(directory / CONJECTURES_FILE, [{"id": n, "key": rows[n]} for n in names])
+        if gated:
+            atomic_write_jsonl(
+                directory / GATE_FILE,
+                [
+                    GateOutcome("c1", "trivial", "auto.", "").to_dict(),
+                    GateOutcome("c2", "ill_typed", "idtac.", "").to_dict(),
+                ],
+            )
+    history = load_history(layout, 2)
+    assert history.conjecture_keys == {bytes.fromhex(k) for k in rows.values()}
+    assert history.well_typed_keys == {bytes.fromhex(rows["c1"])}  # c3: not known

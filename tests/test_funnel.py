@@ -35,12 +35,14 @@ def constructed_summary(index: int = 0) -> dict:
     proved = report.conjectures_proved(ROUND_STATS, SelectionConfig())
     records = {
         "conjectures": stage(
-            "conjectures", {"generated": 96, "valid": 80, "duplicates": 10, "new": 70}
+            "conjectures",
+            {"generated": 96, "valid": 80, "duplicates": 10, "known_well_typed": 4, "new": 70},
         ),
         "gate": stage(
             "gate",
             {
                 "checked": True,
+                "well_typed_samples": 20,  # the 19 well-typed, one of them sampled twice
                 "passed": 7,
                 "ill_typed": 50,
                 "unchecked": 1,
@@ -74,6 +76,7 @@ def test_the_funnel_counts_of_a_constructed_round() -> None:
         "parsed": 80,
         "new": 70,
         "well_typed": 19,  # 70 new - 50 ill-typed - 1 the probe could not decide
+        "well_typed_samples": 24,  # 20 + 4 repeats of statements known to elaborate
         "past_gate": 7,
         "rejected": {
             "ill_typed": 50,
@@ -90,7 +93,8 @@ def test_the_funnel_counts_of_a_constructed_round() -> None:
     line = report.funnel_line(funnel)
     assert line.startswith("96 sampled -> 80 parsed -> 70 new -> 19 well-typed -> 7 past the gate")
     assert line.endswith(
-        "(gate rejected 50 ill_typed, 1 unchecked, 8 trivial, 3 restatement, 1 vacuous)"
+        "(gate rejected 50 ill_typed, 1 unchecked, 8 trivial, 3 restatement, 1 vacuous); "
+        "24 of 96 samples well-typed (25.0%)"
     )
 
 
@@ -103,6 +107,7 @@ def test_the_run_table_report_and_plot_show_the_funnel(tmp_path, capsys) -> None
     flat = [report.flat_row(r) for r in rows]
     assert flat[0]["conj_sampled"] == 10 and flat[0]["conj_well_typed"] == "-"
     assert flat[1]["conj_well_typed"] == 19 and flat[1]["conj_in_window"] == 3
+    assert flat[0]["conj_typed_share"] == "-" and flat[1]["conj_typed_share"] == "25.0"
     assert flat[1]["conj_rejected"] == "50 ill-typed 1 unchecked 8 trivial 3 restatement 1 vacuous"
     table = report.format_table(rows)
     assert "well-typed" in table.splitlines()[0] and "in window" in table.splitlines()[0]

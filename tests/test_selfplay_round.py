@@ -109,6 +109,8 @@ def test_two_rounds_write_every_artifact_and_the_run_table(played, capsys):
         funnel += [row["conjectures"][step] for step in ("targeted", "proved", "in_window")]
         assert funnel == sorted(funnel, reverse=True)  # each step keeps a part of the last
         assert row["conjectures"]["targeted"] == row["targets"]["conjectures"]
+        typed = row["conjectures"]["well_typed_samples"]  # repeats of a well-typed one count
+        assert row["conjectures"]["well_typed"] <= typed <= row["conjectures"]["sampled"]
         assert row["tokens_generated"] > 0
         assert set(row["stage_seconds"]) >= {"seeds", "generate", "verify", "select", "train"}
     seeds = list(read_jsonl(layout.round_dir(0) / "seeds.jsonl"))

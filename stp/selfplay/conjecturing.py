@@ -16,6 +16,7 @@ dataset's, the corpus' or any earlier one's (this round's included). The gate
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -119,27 +120,39 @@ def choose_seeds(
     return seeds, source
 
 
-def known_statement_keys(
+@dataclass(frozen=True, slots=True)
+class KnownStatements:
+    """Dedup keys of the statements known before a round's samples: the dataset's, the
+    corpus' and every earlier conjecture's; ``well_typed`` holds those known to elaborate
+    (dataset and corpus statements, earlier conjectures the gate found well-typed)."""
+
+    keys: set[bytes]
+    well_typed: set[bytes]
+
+
+def known_statements(
     dataset: Iterable[Target], corpus: Corpus | None, history: RunHistory, lang: FormalLanguage
-) -> set[bytes]:
-    """Dedup keys of the dataset's statements, the corpus' and every earlier conjecture."""
-    keys = set(history.conjecture_keys)
+) -> KnownStatements:
+    theorems = set()
     for target in dataset:
-        keys.add(
+        theorems.add(
             key_digest(whitespace_key(target.header, lang.statement_body(target.formal_statement)))
         )
     if corpus is not None:
         for theorem in corpus.theorems:
             s = theorem.statement
-            keys.add(key_digest(whitespace_key(s.header, lang.statement_body(s.formal_statement))))
-    return keys
+            theorems.add(
+                key_digest(whitespace_key(s.header, lang.statement_body(s.formal_statement)))
+            )
+    return KnownStatements(theorems | history.conjecture_keys, theorems | history.well_typed_keys)
 
 
 @dataclass(frozen=True, slots=True)
 class ConjectureCounts:
     generated: int = 0
     valid: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # parsed samples of a known statement or of one sampled before them
+    known_well_typed: int = 0  # duplicates of a statement known to elaborate
     tokens: int = 0
 
 
@@ -147,14 +160,15 @@ def sample_conjectures(
     seeds: list[Seed],
     sampler: ModelSampler,
     lang: FormalLanguage,
-    known: set[bytes],
+    known: KnownStatements,
     round_index: int,
     settings: SelectionConfig,
     seed: int,
     progress: Progress | None = None,
 ) -> tuple[list[Conjecture], ConjectureCounts]:
     """The new conjectures of the seeds' samples (the gate and ``selection.max_conjectures``
-    decide later which of them get proof attempts)."""
+    decide later which of them get proof attempts). A statement sampled more than once is
+    one conjecture, its ``samples`` the count; ``known.keys`` grows by the new ones."""
     if not seeds:
         return [], ConjectureCounts()
     prompts = [s.conjecturer_prompt(lang) for s in seeds]
@@ -166,7 +180,8 @@ def sample_conjectures(
         temperature=sampler.settings.conjecturer_temperature,
     )
     conjectures: list[Conjecture] = []
-    generated = valid = duplicates = tokens = 0
+    repeats: dict[bytes, int] = {}  # a new statement's key -> its samples after the first
+    generated = valid = duplicates = known_well_typed = tokens = 0
     for i, (source, completions) in enumerate(zip(seeds, samples, strict=True)):
         for j, completion in enumerate(completions):
             generated += 1
@@ -177,10 +192,16 @@ def sample_conjectures(
                 continue
             valid += 1
             key = key_digest(whitespace_key(source.header, lang.statement_body(statement)))
-            if key in known:
+            if key in repeats:
+                repeats[key] += 1
                 duplicates += 1
                 continue
-            known.add(key)
+            if key in known.keys:
+                known_well_typed += key in known.well_typed
+                duplicates += 1
+                continue
+            repeats[key] = 0
+            known.keys.add(key)
             conjectures.append(
                 Conjecture(
                     id=name,
@@ -194,4 +215,7 @@ def sample_conjectures(
                     key=key.hex(),
                 )
             )
-    return conjectures, ConjectureCounts(generated, valid, duplicates, tokens)
+    conjectures = [
+        dataclasses.replace(c, samples=1 + repeats[bytes.fromhex(c.key)]) for c in conjectures
+    ]
+    return conjectures, ConjectureCounts(generated, valid, duplicates, known_well_typed, tokens)

@@ -23,12 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from stp.config import GateConfig
-from stp.selfplay.records import GATE_PASSED, Conjecture, GateOutcome
+from stp.selfplay.records import GATE_PASSED, ILL_TYPED, UNCHECKED, Conjecture, GateOutcome
 from stp.verify import gate as checks
 from stp.verify.types import Verdict, Verifier, VerifyJob
 
-ILL_TYPED = "ill_typed"
-UNCHECKED = "unchecked"
 TRIVIAL = "trivial"
 RESTATEMENT = "restatement"
 VACUOUS = "vacuous"

@@ -1,7 +1,8 @@
-"""What earlier rounds established: best pass rates, shortest proofs, conjectures asked.
+"""What earlier rounds established: best pass rates, shortest proofs, conjectures asked and
+which of them elaborated.
 
 Nothing here is mutable state on disk: it is folded from the finished rounds' artifacts
-(``stats.jsonl``, ``conjectures.jsonl``) once per round, so a resumed round sees exactly what
+(``stats.jsonl``, ``conjectures.jsonl``, ``gate.jsonl``) once per round, so a resumed round sees exactly what
 an uninterrupted one saw.
 """
 
@@ -13,7 +14,15 @@ from dataclasses import dataclass, field
 
 from stp.artifacts import read_jsonl
 from stp.runs import RunLayout
-from stp.selfplay.records import CONJECTURES_FILE, DATASET, STATS_FILE, StatementStats, iter_records
+from stp.selfplay.records import (
+    CONJECTURES_FILE,
+    DATASET,
+    GATE_FILE,
+    STATS_FILE,
+    GateOutcome,
+    StatementStats,
+    iter_records,
+)
 
 
 @dataclass(slots=True)
@@ -30,10 +39,12 @@ class StatementHistory:
 
 @dataclass(slots=True)
 class RunHistory:
-    """Folded from the ``stats.jsonl`` and ``conjectures.jsonl`` of finished rounds."""
+    """Folded from the ``stats.jsonl``, ``conjectures.jsonl`` and ``gate.jsonl`` of finished
+    rounds."""
 
     statements: dict[str, StatementHistory] = field(default_factory=dict)
     conjecture_keys: set[bytes] = field(default_factory=set)
+    well_typed_keys: set[bytes] = field(default_factory=set)  # conjectures that elaborated
 
     def proved_ids(self) -> set[str]:
         return {sid for sid, h in self.statements.items() if h.proved}
@@ -47,6 +58,7 @@ class RunHistory:
         after = RunHistory(
             {k: StatementHistory(v.best_pass_rate, v.proof) for k, v in self.statements.items()},
             set(self.conjecture_keys),
+            set(self.well_typed_keys),
         )
         fold_stats(after, stats)
         return after
@@ -80,5 +92,12 @@ def load_history(layout: RunLayout, before_round: int) -> RunHistory:
         fold_stats(history, iter_records(read_jsonl(directory / STATS_FILE), StatementStats))
         conjectures = directory / CONJECTURES_FILE
         if conjectures.is_file():
-            history.conjecture_keys.update(bytes.fromhex(r["key"]) for r in read_jsonl(conjectures))
+            keys = {r["id"]: bytes.fromhex(r["key"]) for r in read_jsonl(conjectures)}
+            history.conjecture_keys.update(keys.values())
+            if (directory / GATE_FILE).is_file():  # rounds before the gate: none known
+                history.well_typed_keys.update(
+                    keys[o.conjecture]
+                    for o in iter_records(read_jsonl(directory / GATE_FILE), GateOutcome)
+                    if o.well_typed
+                )
     return history

@@ -29,6 +29,8 @@ from stp.prove import Problem
 DATASET = "dataset"
 CONJECTURE = "conjecture"
 GATE_PASSED = "passed"  # a GateOutcome's outcome when the conjecture gets proof attempts
+ILL_TYPED = "ill_typed"  # the gate's outcome when the statement does not elaborate
+UNCHECKED = "unchecked"  # ... when its elaboration timed out
 
 # The files of a round folder (runs/<name>/round_NNN/) and the records they hold; which stage
 # writes each is declared in stp.selfplay.round.STAGES.
@@ -57,8 +59,14 @@ class _Plain:
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Self:
-        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-        return cls(**{name: row.get(name) for name in names})
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        return cls(  # a field with a default may be missing from rows written before it existed
+            **{
+                f.name: row.get(f.name)
+                for f in fields
+                if f.name in row or f.default is dataclasses.MISSING
+            }
+        )
 
 
 R = TypeVar("R")
@@ -130,6 +138,7 @@ class Conjecture(_Plain):
     lemma: str | None
     lemma_text: str | None
     key: str
+    samples: int = 1  # how many of the round's samples wrote this statement
 
     def as_target(self) -> Target:
         return Target(self.id, self.header, self.formal_statement, kind=CONJECTURE)
@@ -153,6 +162,11 @@ class GateOutcome(_Plain):
     @property
     def passed(self) -> bool:
         return self.outcome == GATE_PASSED
+
+    @property
+    def well_typed(self) -> bool:
+        """Whether the statement elaborated (every later check needs that)."""
+        return self.outcome not in (ILL_TYPED, UNCHECKED)
 
 
 @dataclass(frozen=True, slots=True)

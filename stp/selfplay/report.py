@@ -18,7 +18,9 @@ from stp.selfplay.records import (
     CONJECTURE,
     DATASET,
     GATE_PASSED,
+    ILL_TYPED,
     SUMMARY_FILE,
+    UNCHECKED,
     StatementStats,
 )
 from stp.stages import StageRecord
@@ -97,15 +99,26 @@ def conjecture_funnel(
     """The round's conjectures stage by stage, from the figures the stages reported:
     sampled -> parsed -> new (not a known statement) -> well-typed -> past the gate (the
     rejections by reason) -> given proof attempts -> proved at least once -> pass rate in the
-    window -> selected for training. ``well_typed`` is None where the gate did not check."""
+    window -> selected for training. ``well_typed`` is None where the gate did not check.
+    ``well_typed_samples`` counts samples rather than statements: a repeat of a statement that
+    elaborates (one sampled earlier in the round, an earlier round's, a dataset or corpus
+    statement) is a well-typed sample too."""
     new = conj.get("new", 0)
     rejected = {reason: gated.get(reason, 0) for reason in gate.REJECTIONS}
-    unknown = rejected[gate.ILL_TYPED] + rejected[gate.UNCHECKED]
+    unknown = rejected[ILL_TYPED] + rejected[UNCHECKED]
+    checked = bool(gated.get("checked"))
+    typed_samples = gated.get("well_typed_samples")
     return {
         "sampled": conj.get("generated", 0),
         "parsed": conj.get("valid", 0),
         "new": new,
-        "well_typed": new - unknown if gated.get("checked") else None,
+        "well_typed": new - unknown if checked else None,
+        # samples (repeats included) of a statement that elaborates; None where not counted
+        "well_typed_samples": (
+            typed_samples + conj.get("known_well_typed", 0)
+            if checked and typed_samples is not None
+            else None
+        ),
         "past_gate": gated.get(GATE_PASSED, new),
         "rejected": rejected,
         "targeted": tgt.get("conjectures", 0),
@@ -139,6 +152,7 @@ def funnel_of(summary: dict[str, Any]) -> dict[str, Any]:
         "parsed": conj.get("valid", 0),
         "new": conj.get("new", 0),
         "well_typed": None,
+        "well_typed_samples": None,
         "past_gate": conj.get("new", 0),
         "rejected": {},
         "targeted": (summary.get("targets") or {}).get("conjectures"),
@@ -154,7 +168,21 @@ def funnel_line(funnel: dict[str, Any]) -> str:
         f"{'?' if funnel.get(key) is None else funnel[key]} {title}" for key, title in FUNNEL
     )
     rejected = ", ".join(f"{n} {reason}" for reason, n in funnel["rejected"].items() if n)
-    return steps + (f" (gate rejected {rejected})" if rejected else "")
+    line = steps + (f" (gate rejected {rejected})" if rejected else "")
+    share = well_typed_share(funnel)
+    if share is not None:
+        line += (
+            f"; {funnel['well_typed_samples']} of {funnel['sampled']} samples well-typed "
+            f"({100 * share:.1f}%)"
+        )
+    return line
+
+
+def well_typed_share(funnel: dict[str, Any]) -> float | None:
+    """The share of the round's conjecturer samples that are well-typed statements (repeats
+    included); None where it was not counted."""
+    typed, sampled = funnel.get("well_typed_samples"), funnel["sampled"]
+    return typed / sampled if typed is not None and sampled else None
 
 
 def write_rounds_table(layout: RunLayout) -> list[dict[str, Any]]:
@@ -200,6 +228,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("conj_parsed", "parsed"),
     ("conj_new", "new"),
     ("conj_well_typed", "well-typed"),
+    ("conj_typed_share", "typed % of samples"),
     ("conj_past_gate", "past gate"),
     ("conj_rejected", "gate rejected"),
     ("conj_proved", "proved once"),
@@ -230,6 +259,9 @@ def flat_row(summary: dict[str, Any]) -> dict[str, Any]:
         "proved": f"{summary['proved']}/{summary['dataset_statements']}",
         "proved_new": summary["proved_new"],
         **{f"conj_{key}": "-" if conj[key] is None else conj[key] for key, _ in FUNNEL},
+        "conj_typed_share": "-"
+        if (share := well_typed_share(conj)) is None
+        else f"{100 * share:.1f}",
         "conj_rejected": " ".join(
             f"{n} {reason.replace('_', '-')}" for reason, n in conj["rejected"].items() if n
         )

@@ -81,7 +81,7 @@ def seeds(r: Round) -> dict[str, Any]:
 
 def conjectures(r: Round) -> dict[str, Any]:
     seed_records = read_records(r.path(SEEDS_FILE), Seed)
-    known = conjecturing.known_statement_keys(r.dataset, r.corpus, r.history, r.lang)
+    known = conjecturing.known_statements(r.dataset, r.corpus, r.history, r.lang)
     with _bar(len(seed_records), "conjectures", "seed") as bar:
         new, counts = conjecturing.sample_conjectures(
             seed_records,
@@ -102,6 +102,7 @@ def conjectures(r: Round) -> dict[str, Any]:
         "generated": counts.generated,
         "valid": counts.valid,
         "duplicates": counts.duplicates,
+        "known_well_typed": counts.known_well_typed,
         "new": len(new),
         "tokens": counts.tokens,
     }
@@ -121,7 +122,12 @@ def gate_stage(r: Round) -> dict[str, Any]:
     tally = gate.counts(outcomes)
     rejected = ", ".join(f"{n} {reason}" for reason in gate.REJECTIONS if (n := tally[reason]))
     r.log(f"  gate: {tally[GATE_PASSED]} of {len(new)} passed; rejected: {rejected or 'none'}")
-    return {"checked": gate.checks_statements(r.config.gate, backend), **tally}
+    samples = {c.id: c.samples for c in new}
+    return {
+        "checked": gate.checks_statements(r.config.gate, backend),
+        "well_typed_samples": sum(samples[o.conjecture] for o in outcomes if o.well_typed),
+        **tally,
+    }
 
 
 def targets(r: Round) -> dict[str, Any]:
