@@ -325,9 +325,10 @@ class SelectionConfig:
     )
     gate_passed_weight: float = _field(
         0.0,
-        "Weight of a conjecturer example made of each conjecture that passed the gate but was "
-        "not selected (0: STP's rule, only the selected conjectures train the conjecturer). "
-        "A model that rarely writes a well-typed statement learns the form from these.",
+        "Weight of a conjecturer example made of each conjecture that passed the gate and got "
+        "proof attempts but was not selected (0: STP's rule, only the selected conjectures "
+        "train the conjecturer). A model that rarely writes a well-typed statement learns the "
+        "form from these.",
     )
     reweight_conjectures: bool = _field(
         True, "Re-weight selected conjectures toward the still-unproved statements (STP)."

@@ -219,9 +219,9 @@ def select(r: Round) -> dict[str, Any]:
         scores.candidates, new, unproved, training_data.embedder(r.model), settings, lang
     )
     n_selected = len(conjecturer)
-    passed = [new[o.conjecture] for o in read_records(r.path(GATE_FILE), GateOutcome) if o.passed]
+    targeted = [new[t] for t in by_id if t in new]  # the conjectures past the gate
     conjecturer += training_data.gate_passed_examples(
-        passed, {c.target for c in scores.candidates}, settings.gate_passed_weight, lang
+        targeted, {c.target for c in scores.candidates}, settings.gate_passed_weight, lang
     )
     write_records(r.path(CONJECTURER_FILE), conjecturer)
 
@@ -369,7 +369,7 @@ STAGES: tuple[Stage, ...] = (
         name="select",
         files=(STATS_FILE, PROVER_FILE, CONJECTURER_FILE, TRAIN_FILE),
         settings=("selection",),
-        reads=("conjectures", "gate", "targets", "verify"),
+        reads=("conjectures", "targets", "verify"),
         run=select,
     ),
     Stage(

@@ -8,7 +8,7 @@
    re-weighted toward the still-unproved statements (nearest neighbour on mean-pooled
    embeddings, capped);
 3. ``gate_passed_examples``: with ``selection.gate_passed_weight`` > 0, every other conjecture
-   that passed the gate as a conjecturer example of that weight (not STP's rule: it teaches a
+   that passed the gate and got proof attempts as a conjecturer example of that weight (not STP's rule: it teaches a
    small model the form of a well-typed, non-trivial statement);
 4. ``training_set``: conjecturer examples plus the prover examples of the last
    ``selection.replay_rounds`` rounds.
@@ -131,8 +131,8 @@ def conjecturer_examples(
 def gate_passed_examples(
     passed: Iterable[Conjecture], candidates: Collection[str], weight: float, lang: FormalLanguage
 ) -> list[TrainingExample]:
-    """Conjecturer examples, each of weight ``weight``, of the conjectures that passed the gate
-    and are not ``candidates`` (the ids of the barely provable ones, which STP's rule keeps
+    """Conjecturer examples, each of weight ``weight``, of the ``passed`` conjectures (past the
+    gate) that are not ``candidates`` (the ids of the barely provable ones, which STP's rule keeps
     or drops as least elegant)."""
     if weight <= 0:
         return []
