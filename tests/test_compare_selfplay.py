@@ -70,8 +70,14 @@ def test_a_short_comparison_writes_mean_and_std_per_round_and_resumes(tmp_path, 
     for b in budget:  # equal proof-sample budget, up to spreading it over whole statements
         assert 0 < b["ei_proofs"] <= b["stp_proofs"]
         assert b["conj_sampled"] == 4 and b["conj_well_typed"] is not None
+        assert b["conj_well_typed"] <= b["conj_new"] <= b["conj_sampled"]
+        assert 0.0 <= b["conj_typed_share"] <= 100.0
+        assert b["conj_selected"] <= b["conj_in_window"] <= b["conj_proved"]
     assert {p.name for p in (out / "runs").iterdir()} == {"stp-s0", "stp-s1", "ei-s0", "ei-s1"}
-    assert "mean ± std" in (out / "compare.md").read_text()
+    markdown = (out / "compare.md").read_text()
+    assert "mean ± std" in markdown and "| well-typed % of samples |" in markdown
+    selected = sum(b["conj_selected"] for b in budget) / 2
+    assert f"STP conjectures selected per round: {selected:.1f} on average over 2" in markdown
     assert (out / "compare.png").stat().st_size > 1000
 
     # rerun: nothing is played or sampled again
