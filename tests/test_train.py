@@ -95,6 +95,21 @@ def test_zero_weight_example_changes_nothing(tiny_model: Path, tmp_path: Path) -
     assert max_difference(with_one, without) > 1e-3
 
 
+def test_a_one_step_job_learns_and_logs_the_rate_it_used(tiny_model: Path, tmp_path: Path) -> None:
+    # The rounds' settings (warmup 5%, cosine) on a set that fits one step: a train stage of
+    # expert iteration late in a run, when it proved one new statement.
+    config = TrainingConfig(learning_rate=2e-4, epochs=4.0, batch_size=16, max_seq_len=512)
+    data = write_examples(tmp_path / "one.jsonl", [example(0)])
+    out = train(str(tiny_model), data, tmp_path / "one", config)
+    assert max_difference(out, tiny_model) > 1e-5
+    assert [row["lr"] for row in read_jsonl(out / "train_log.jsonl")] == [2e-4]
+    # Longer jobs warm up from 0: the log shows the first step's rate as used.
+    data = write_examples(tmp_path / "more.jsonl", [example(i) for i in range(4)] * 20)
+    out = train(str(tiny_model), data, tmp_path / "more", replace(config, epochs=1.0))
+    rates = [row["lr"] for row in read_jsonl(out / "train_log.jsonl")]
+    assert len(rates) == 5 and rates[0] == 0.0 and rates[1] == pytest.approx(2e-4)
+
+
 def test_doubled_weight_equals_duplicated_example(tiny_model: Path, tmp_path: Path) -> None:
     doubled = run(tiny_model, tmp_path, "doubled", [example(0, weight=2.0), example(1)])
     duplicated = run(tiny_model, tmp_path, "duplicated", [example(0), example(0), example(1)])

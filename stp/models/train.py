@@ -356,7 +356,8 @@ def train(
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
-    warmup = math.ceil(config.warmup_ratio * total_steps)
+    # The warmup's first step has rate 0: a job of one step must not warm up, or it learns nothing.
+    warmup = min(math.ceil(config.warmup_ratio * total_steps), total_steps - 1)
     scheduler = (
         get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
         if config.lr_schedule == "cosine"
@@ -408,12 +409,13 @@ def train(
             loss_sum += micro_loss_sum.detach().double()
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        rate = scheduler.get_last_lr()[0]  # the rate of this step (stepping moves to the next)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad()
         done = step + 1
         loss = accelerator.reduce(loss_sum, "sum").item() / max(step_weight, 1e-12)
-        log.append({"step": done, "loss": loss, "lr": scheduler.get_last_lr()[0]})
+        log.append({"step": done, "loss": loss, "lr": rate})
         if done < total_steps and done % config.save_every_steps == 0:
             _save_checkpoint(accelerator, work, done, expected)
             if accelerator.is_main_process:
