@@ -32,10 +32,14 @@ from stp.prove import ModelSampler
 from stp.runs import RunLayout, model_for_round
 from stp.selfplay import gate
 from stp.selfplay.bootstrap import bootstrap, load_run_corpus
-from stp.selfplay.conjecturing import choose_seeds, known_statement_keys, sample_conjectures
-from stp.selfplay.history import RunHistory, key_digest
+from stp.selfplay.conjecturing import (
+    KnownStatements,
+    choose_seeds,
+    known_statements,
+    sample_conjectures,
+)
+from stp.selfplay.history import RunHistory
 from stp.selfplay.records import GATE_PASSED, ILL_TYPED
-from stp.selfplay.selection import whitespace_key
 from stp.selfplay.training import apply_torch_threads
 from stp.verify import make_verifier
 
@@ -79,13 +83,13 @@ def main() -> None:
     )
     rng = random.Random(args.sample_seed)
     seeds, _ = choose_seeds([], RunHistory(), corpus, selection, lang, rng)
-    known = known_statement_keys([], corpus, RunHistory(), lang)
+    known = known_statements([], corpus, RunHistory(), lang).keys
     started = time.perf_counter()
     sampler = ModelSampler.of_model(model, config.sampling)
     # An empty "known" set: every parsed statement is kept (repeats within the draw aside),
     # and checked; whether it restates a corpus theorem is counted apart.
     conjectures, counts = sample_conjectures(
-        seeds, sampler, lang, set(), 0, selection, args.sample_seed
+        seeds, sampler, lang, KnownStatements(set(), set()), 0, selection, args.sample_seed
     )
     sampler.close()
     sample_s = time.perf_counter() - started
@@ -95,12 +99,7 @@ def main() -> None:
         outcomes = gate.screen(conjectures, verifier, config.gate, config.verification.backend)
     check_s = time.perf_counter() - started
     typed = [c for c, o in zip(conjectures, outcomes, strict=True) if o.well_typed]
-    new = [
-        c
-        for c in typed
-        if key_digest(whitespace_key(c.header, lang.statement_body(c.formal_statement)))
-        not in known
-    ]
+    new = [c for c in typed if bytes.fromhex(c.key) not in known]
     passed = [c for c, o in zip(conjectures, outcomes, strict=True) if o.outcome == GATE_PASSED]
     rejections = gate.counts(outcomes)
     sampled = counts.generated
