@@ -130,20 +130,21 @@ class KnownStatements:
     well_typed: set[bytes]
 
 
+def statement_key(lang: FormalLanguage, header: str, formal_statement: str) -> bytes:
+    """The dedup key of a statement: its body (name dropped), white space ignored, under its
+    header."""
+    return key_digest(whitespace_key(header, lang.statement_body(formal_statement)))
+
+
 def known_statements(
     dataset: Iterable[Target], corpus: Corpus | None, history: RunHistory, lang: FormalLanguage
 ) -> KnownStatements:
-    theorems = set()
-    for target in dataset:
-        theorems.add(
-            key_digest(whitespace_key(target.header, lang.statement_body(target.formal_statement)))
-        )
+    theorems = {statement_key(lang, t.header, t.formal_statement) for t in dataset}
     if corpus is not None:
-        for theorem in corpus.theorems:
-            s = theorem.statement
-            theorems.add(
-                key_digest(whitespace_key(s.header, lang.statement_body(s.formal_statement)))
-            )
+        theorems.update(
+            statement_key(lang, t.statement.header, t.statement.formal_statement)
+            for t in corpus.theorems
+        )
     return KnownStatements(theorems | history.conjecture_keys, theorems | history.well_typed_keys)
 
 
@@ -191,7 +192,7 @@ def sample_conjectures(
             if statement is None:
                 continue
             valid += 1
-            key = key_digest(whitespace_key(source.header, lang.statement_body(statement)))
+            key = statement_key(lang, source.header, statement)
             if key in repeats:
                 repeats[key] += 1
                 duplicates += 1

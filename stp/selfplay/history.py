@@ -2,8 +2,8 @@
 which of them elaborated.
 
 Nothing here is mutable state on disk: it is folded from the finished rounds' artifacts
-(``stats.jsonl``, ``conjectures.jsonl``, ``gate.jsonl``) once per round, so a resumed round sees exactly what
-an uninterrupted one saw.
+(``stats.jsonl``, ``conjectures.jsonl``, ``gate.jsonl``) once per round, so a resumed round
+sees exactly what an uninterrupted one saw.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@
    re-weighted toward the still-unproved statements (nearest neighbour on mean-pooled
    embeddings, capped);
 3. ``gate_passed_examples``: with ``selection.gate_passed_weight`` > 0, every other conjecture
-   that passed the gate and got proof attempts as a conjecturer example of that weight (not STP's rule: it teaches a
-   small model the form of a well-typed, non-trivial statement);
+   that passed the gate and got proof attempts as a conjecturer example of that weight (not
+   STP's rule: it teaches a small model the form of a well-typed, non-trivial statement);
 4. ``training_set``: conjecturer examples plus the prover examples of the last
    ``selection.replay_rounds`` rounds.
 """
@@ -112,40 +112,34 @@ def conjecturer_examples(
         weights = selection.nearest_neighbour_weights(
             embedded[: len(kept)], embedded[len(kept) :], settings.conjecture_weight_cap
         )
-    examples = []
-    for candidate, weight in zip(kept, weights, strict=True):
-        if weight <= 0:
-            continue
-        conjecture = conjectures[candidate.target]
-        examples.append(
-            TrainingExample(
-                conjecture.conjecturer_prompt(lang),
-                lang.conjecture_completion(conjecture.formal_statement),
-                float(weight),
-                candidate.target,
-            )
-        )
-    return examples
+    return [
+        _conjecturer_example(conjectures[candidate.target], float(weight), lang)
+        for candidate, weight in zip(kept, weights, strict=True)
+        if weight > 0
+    ]
 
 
 def gate_passed_examples(
     passed: Iterable[Conjecture], candidates: Collection[str], weight: float, lang: FormalLanguage
 ) -> list[TrainingExample]:
     """Conjecturer examples, each of weight ``weight``, of the ``passed`` conjectures (past the
-    gate) that are not ``candidates`` (the ids of the barely provable ones, which STP's rule keeps
-    or drops as least elegant)."""
+    gate) that are not ``candidates`` (the ids of the barely provable ones, which STP's rule
+    keeps or drops as least elegant)."""
     if weight <= 0:
         return []
-    return [
-        TrainingExample(
-            conjecture.conjecturer_prompt(lang),
-            lang.conjecture_completion(conjecture.formal_statement),
-            weight,
-            conjecture.id,
-        )
-        for conjecture in passed
-        if conjecture.id not in candidates
-    ]
+    return [_conjecturer_example(c, weight, lang) for c in passed if c.id not in candidates]
+
+
+def _conjecturer_example(
+    conjecture: Conjecture, weight: float, lang: FormalLanguage
+) -> TrainingExample:
+    """The conjecturer's prompt (seed, proof, lemma) and ``conjecture``'s statement."""
+    return TrainingExample(
+        conjecture.conjecturer_prompt(lang),
+        lang.conjecture_completion(conjecture.formal_statement),
+        weight,
+        conjecture.id,
+    )
 
 
 def training_set(
