@@ -4,7 +4,8 @@ Bootstraps the run the config names (corpus, base model, initial fine-tune: each
 already done, exactly as ``stp round`` does), draws seeds from the corpus' sft proofs with the
 round's seed chooser, samples conjectures with the round's sampler and parser, and puts every
 parsed statement through the round's conjecture gate (``stp.selfplay.gate.screen``: elaborated
-in its header, then the trivial, restatement and vacuous checks) with the run's verifier::
+in its header, then the trivial, restatement, vacuous and refutation checks) with the run's
+verifier::
 
     python scripts/measure_conjecturer.py --config configs/tiny-rocq.yaml --seeds 100
     python scripts/measure_conjecturer.py --config configs/tiny-rocq.yaml --model runs/x/model \\

@@ -381,13 +381,34 @@ class SelectionConfig:
             )
 
 
+# Proves ``~ (forall x y ..., P x y ...)`` by a counterexample among small values: each leading
+# variable becomes each of a few values (bool: both; nat: 0-2; Prop: True/False; a type: bool
+# or nat; a list: nil), a premise that then holds by computation is discharged, and what is
+# left is decided; `+` backtracks through every combination until one refutes the statement.
+_ROCQ_SMALL_COUNTEREXAMPLE = (
+    "let rec stp_inst h := lazymatch type of h with"
+    " | forall _ : bool, _ => (specialize (h true) + specialize (h false)); stp_inst h"
+    " | forall _ : nat, _ => (specialize (h 0) + specialize (h 1) + specialize (h 2)); stp_inst h"
+    " | forall _ : Prop, _ => (specialize (h True) + specialize (h False)); stp_inst h"
+    " | forall _ : Set, _ => (specialize (h bool) + specialize (h nat)); stp_inst h"
+    " | forall _ : Type, _ => (specialize (h bool) + specialize (h nat)); stp_inst h"
+    " | forall _ : list _, _ => specialize (h nil); stp_inst h"
+    " | ?p -> _ =>"
+    " (specialize (h ltac:(solve [repeat constructor | reflexivity | easy])); stp_inst h) + idtac"
+    " | _ => idtac end in"
+    " intro stp_h; stp_inst stp_h; revert stp_h; simpl;"
+    " solve [intuition (first [discriminate | reflexivity | easy | auto])]."
+)
+
+
 @dataclass
 class GateConfig:
     """The conjecture gate (the round's ``gate`` stage): each new conjecture is elaborated once,
     and rejected when it is ill-typed, trivial (closed by a short automation list), a
-    restatement (the seed theorem or the given lemma, as a hypothesis, closes it directly) or
-    vacuous (its hypotheses are contradictory, shown by a cheap tactic). Only what passes gets
-    proof attempts. Tactic lists are per proof assistant; every check runs through the verifier."""
+    restatement (the seed theorem or the given lemma, as a hypothesis, closes it directly),
+    vacuous (its hypotheses are contradictory, shown by a cheap tactic) or refuted (a cheap
+    tactic proves its negation). Only what passes gets proof attempts. Tactic lists are per
+    proof assistant; every check runs through the verifier."""
 
     enabled: bool = _field(True, "Run the gate; false sends every new conjecture to the prover.")
     timeout_s: float = _field(
@@ -407,6 +428,11 @@ class GateConfig:
         "Rocq: a conjecture one of these proves has contradictory hypotheses (vacuous); lia "
         "works where the header loads Lia.",
     )
+    rocq_refutation_tactics: list[str] = _field(
+        [_ROCQ_SMALL_COUNTEREXAMPLE],
+        "Rocq: a conjecture whose negation one of these proves is false (refuted); the default "
+        "searches small values of its variables for a counterexample.",
+    )
     lean_trivial_tactics: list[str] = _field(
         ["rfl", "norm_num", "simp", "decide", "omega", "aesop"],
         "Lean: a conjecture one of these proves is trivial.",
@@ -420,14 +446,18 @@ class GateConfig:
         ["intros; exfalso; simp_all", "intros; exfalso; omega"],
         "Lean: a conjecture one of these proves has contradictory hypotheses (vacuous).",
     )
+    lean_refutation_tactics: list[str] = _field(
+        ["decide", "simp", "intro h; simp_all"],
+        "Lean: a conjecture whose negation one of these proves is false (refuted).",
+    )
 
     def validate(self) -> None:
         if self.timeout_s <= 0:
             raise ConfigError(f"gate.timeout_s: must be > 0, got {self.timeout_s}")
 
     def tactics(self, assistant: str, check: str) -> list[str]:
-        """The ``check`` list (trivial, restatement, vacuous) of ``assistant``; empty for an
-        assistant the gate has no lists for."""
+        """The ``check`` list (trivial, restatement, vacuous, refutation) of ``assistant``;
+        empty for an assistant the gate has no lists for."""
         value: list[str] = getattr(self, f"{assistant}_{check}_tactics", [])
         return value
 

@@ -46,9 +46,10 @@ def constructed_summary(index: int = 0) -> dict:
                 "passed": 7,
                 "ill_typed": 50,
                 "unchecked": 1,
-                "trivial": 8,
+                "trivial": 6,
                 "restatement": 3,
                 "vacuous": 1,
+                "refuted": 2,
             },
         ),
         "targets": stage("targets", {"k": 8, "dataset": 2, "conjectures": 7}),
@@ -81,9 +82,10 @@ def test_the_funnel_counts_of_a_constructed_round() -> None:
         "rejected": {
             "ill_typed": 50,
             "unchecked": 1,
-            "trivial": 8,
+            "trivial": 6,
             "restatement": 3,
             "vacuous": 1,
+            "refuted": 2,
         },
         "targeted": 7,
         "proved": 5,
@@ -93,7 +95,8 @@ def test_the_funnel_counts_of_a_constructed_round() -> None:
     line = report.funnel_line(funnel)
     assert line.startswith("96 sampled -> 80 parsed -> 70 new -> 19 well-typed -> 7 past the gate")
     assert line.endswith(
-        "(gate rejected 50 ill_typed, 1 unchecked, 8 trivial, 3 restatement, 1 vacuous); "
+        "(gate rejected 50 ill_typed, 1 unchecked, 6 trivial, 3 restatement, 1 vacuous, "
+        "2 refuted); "
         "24 of 96 samples well-typed (25.0%)"
     )
 
@@ -108,7 +111,9 @@ def test_the_run_table_report_and_plot_show_the_funnel(tmp_path, capsys) -> None
     assert flat[0]["conj_sampled"] == 10 and flat[0]["conj_well_typed"] == "-"
     assert flat[1]["conj_well_typed"] == 19 and flat[1]["conj_in_window"] == 3
     assert flat[0]["conj_typed_share"] == "-" and flat[1]["conj_typed_share"] == "25.0"
-    assert flat[1]["conj_rejected"] == "50 ill-typed 1 unchecked 8 trivial 3 restatement 1 vacuous"
+    assert flat[1]["conj_rejected"] == (
+        "50 ill-typed 1 unchecked 6 trivial 3 restatement 1 vacuous 2 refuted"
+    )
     table = report.format_table(rows)
     assert "well-typed" in table.splitlines()[0] and "in window" in table.splitlines()[0]
     lines = report.closing_lines(rows)

@@ -56,6 +56,8 @@ ROCQ_CASES = {
     "restates_seed": conjecture("c_seed", "(a b : nat) : a + b = b + a."),
     "restates_lemma": conjecture("c_lemma", "(x : nat) : x * 2 = 2 * x.", MUL_COMM),
     "vacuous": conjecture("c_vacuous", "(n : nat) (h : n + 1 = 0) : n * n = n + 7."),
+    "refuted": conjecture("c_false", "(n m : nat) : n <= m -> n * m = m + n."),
+    "refuted_bool": conjecture("c_false_bool", ": forall a b : bool, andb a b = orb a b."),
     "passes": conjecture("c_passes", "(n : nat) : n * (n + 1) = n * n + n."),
 }
 
@@ -66,6 +68,7 @@ def test_each_rejection_reason_on_real_coqtop() -> None:
     with make_verifier(VerificationConfig(workers=2, timeout_s=5.0)) as verifier:
         outcomes = gate.screen(conjectures, verifier, GateConfig(), "rocq")
     got = {o.conjecture: (o.outcome, o.check) for o in outcomes}
+    (refute,) = GateConfig().rocq_refutation_tactics
     assert [o.conjecture for o in outcomes] == [c.id for c in conjectures]
     assert got == {
         "c_ill": ("ill_typed", "idtac."),
@@ -74,6 +77,8 @@ def test_each_rejection_reason_on_real_coqtop() -> None:
         "c_seed": ("restatement", "seed: exact stp_given."),
         "c_lemma": ("restatement", "lemma Nat.mul_comm: intros; apply stp_given."),
         "c_vacuous": ("vacuous", "intros; exfalso; lia."),
+        "c_false": ("refuted", f"not: {refute}"),
+        "c_false_bool": ("refuted", f"not: {refute}"),
         "c_passes": ("passed", ""),
     }
     ill = next(o for o in outcomes if o.conjecture == "c_ill")
@@ -85,7 +90,32 @@ def test_each_rejection_reason_on_real_coqtop() -> None:
         "trivial": 1,
         "restatement": 2,
         "vacuous": 1,
+        "refuted": 2,
     }
+
+
+@pytest.mark.rocq
+def test_the_counterexample_search_refutes_only_false_statements() -> None:
+    """Rocq's default refutation finds small counterexamples, through premises that hold by
+    computation, and never refutes a true statement (coqtop proves the negation)."""
+    false = [
+        ": forall n m : nat, n < m -> n < n.",  # needs the premise 0 < 1 discharged
+        ": forall A B : Prop, (B -> A) -> A.",  # A := False, B := False
+        ": forall b : bool, b = true -> b = false.",
+        ": forall n m, n <= n -> forall k, k < m.",
+    ]
+    true = [
+        ": forall n m : nat, n + m = m + n.",
+        ": forall A B : Prop, A /\\ B -> B.",
+        ": forall b : bool, negb (negb b) = b.",
+        "(n : nat) : 0 < n -> exists m, n = S m.",
+    ]
+    cases = [conjecture(f"f{i}", s) for i, s in enumerate(false)]
+    cases += [conjecture(f"t{i}", s) for i, s in enumerate(true)]
+    settings = GateConfig(rocq_trivial_tactics=[], rocq_restatement_tactics=[])
+    with make_verifier(VerificationConfig(workers=2, timeout_s=5.0)) as verifier:
+        outcomes = gate.screen(cases, verifier, settings, "rocq")
+    assert [o.outcome for o in outcomes] == ["refuted"] * len(false) + ["passed"] * len(true)
 
 
 @pytest.mark.rocq
@@ -130,6 +160,13 @@ def test_lean_statements_become_one_type() -> None:
     assert checks.given_statement("P", "Theorem c (x : nat) : x = x.", "rocq") == (
         "Theorem stp_gate_given (stp_given : P) : forall (x : nat), x = x."
     )
+    assert checks.negated_statement("Theorem c (x : nat) : x = x.", "rocq") == (
+        "Theorem stp_gate_refute : ~ (forall (x : nat), x = x)."
+    )
+    assert checks.negated_statement("theorem c (x : Nat) : x = x := by", "lean") == (
+        "theorem stp_gate_refute : ¬ (∀ (x : Nat), x = x) := by"
+    )
+    assert checks.negated_statement("theorem c (x : Nat) := by", "lean") is None
 
 
 FAKE = Path(__file__).with_name("fake_lean_repl.py")
@@ -160,6 +197,14 @@ def lean_conjecture(cid: str, statement: str) -> Conjecture:
                 "lean_restatement_tactics": ["exact stp_given -- FAKE_WRONG"],
             },
             "vacuous",
+        ),
+        (
+            {
+                "lean_trivial_tactics": ["simp -- FAKE_WRONG"],
+                "lean_restatement_tactics": ["exact stp_given -- FAKE_WRONG"],
+                "lean_vacuous_tactics": ["omega -- FAKE_WRONG"],
+            },
+            "refuted",
         ),
     ],
 )

@@ -10,7 +10,9 @@ rejects it names the reason; later checks run only on what is left:
    hypothesis, a tactic of ``gate.<assistant>_restatement_tactics`` proves it (what STP's
    Isabelle run rejected with ``solve_direct``);
 4. ``vacuous``: a tactic of ``gate.<assistant>_vacuous_tactics`` (``intros; exfalso; ...``)
-   proves it: its hypotheses contradict each other.
+   proves it: its hypotheses contradict each other;
+5. ``refuted``: a tactic of ``gate.<assistant>_refutation_tactics`` proves its negation: it
+   is false (Rocq's default tries small values for its variables), so no proof can exist.
 
 Every check is a job of the run's own verifier (``stp.verify.gate`` builds them), with
 ``gate.timeout_s`` as its time limit; the conjectures that pass go on, in order, to the
@@ -30,7 +32,8 @@ from stp.verify.types import Verdict, Verifier, VerifyJob
 TRIVIAL = "trivial"
 RESTATEMENT = "restatement"
 VACUOUS = "vacuous"
-REJECTIONS: tuple[str, ...] = (ILL_TYPED, UNCHECKED, TRIVIAL, RESTATEMENT, VACUOUS)
+REFUTED = "refuted"
+REJECTIONS: tuple[str, ...] = (ILL_TYPED, UNCHECKED, TRIVIAL, RESTATEMENT, VACUOUS, REFUTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +69,12 @@ def screen(
             decided[conjecture.id] = GateOutcome(conjecture.id, reason, job.proof.strip(), detail)
     log(f"    elaborated: {len(conjectures) - len(decided)} of {len(conjectures)}")
 
-    # 2-4. Each check on what the earlier ones left.
+    # 2-5. Each check on what the earlier ones left.
     for reason, make in (
         (TRIVIAL, _closed_by(settings.tactics(assistant, "trivial"), assistant)),
         (RESTATEMENT, _given_implies(settings.tactics(assistant, "restatement"), assistant)),
         (VACUOUS, _closed_by(settings.tactics(assistant, "vacuous"), assistant)),
+        (REFUTED, _negation_closed_by(settings.tactics(assistant, "refutation"), assistant)),
     ):
         left = [c for c in conjectures if c.id not in decided]
         jobs = [check for c in left for check in make(c)]
@@ -94,6 +98,25 @@ def _closed_by(tactics: Sequence[str], assistant: str) -> Callable[[Conjecture],
                 c.id,
                 tactic,
                 checks.tactic_job(f"{c.id}/{i}", c.header, c.formal_statement, tactic, assistant),
+            )
+            for i, tactic in enumerate(tactics)
+        ]
+
+    return make
+
+
+def _negation_closed_by(
+    tactics: Sequence[str], assistant: str
+) -> Callable[[Conjecture], list[_Check]]:
+    def make(c: Conjecture) -> list[_Check]:
+        negation = checks.negated_statement(c.formal_statement, assistant)
+        if negation is None:
+            return []
+        return [
+            _Check(
+                c.id,
+                f"not: {tactic}",
+                checks.tactic_job(f"{c.id}/not/{i}", c.header, negation, tactic, assistant),
             )
             for i, tactic in enumerate(tactics)
         ]

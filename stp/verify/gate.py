@@ -12,6 +12,8 @@ kernel re-check), so the gate adds no second way of reading a proof assistant:
 - *given implies it*: a statement built here, ``(stp_given : <given>) -> <conjecture>``,
   where ``<given>`` is the seed theorem's or the given lemma's statement as one type; a
   tactic proving it (``exact stp_given.``) shows the conjecture restates what it was given.
+- *refuted*: the negation ``~ (<conjecture>)``, built here; a tactic proving it shows the
+  conjecture is false.
 
 A check's statement is built from the conjecture's text: a conjecture written to confuse it
 can only make the gate reject it, never make a proof count (the proof stage checks the
@@ -113,6 +115,17 @@ def given_statement(given_type: str, formal_statement: str, assistant: str) -> s
     if assistant == "rocq":
         return f"Theorem stp_gate_given ({GIVEN} : {given_type}) : {conclusion}."
     return f"theorem stp_gate_given ({GIVEN} : {given_type}) : {conclusion} := by"
+
+
+def negated_statement(formal_statement: str, assistant: str) -> str | None:
+    """The negation of ``formal_statement`` as a statement of its own; None when the statement
+    cannot be read."""
+    claim = statement_type(formal_statement, assistant)
+    if claim is None:
+        return None
+    if assistant == "rocq":
+        return f"Theorem stp_gate_refute : ~ ({claim})."
+    return f"theorem stp_gate_refute : ¬ ({claim}) := by"
 
 
 _LEAN_HEAD = ("theorem ", "lemma ")
