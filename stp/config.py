@@ -305,6 +305,12 @@ class SelectionConfig:
     conjectures_per_seed: int = _field(
         1, "Conjecturer samples drawn per seed (before parsing and dedup)."
     )
+    conjectures_per_corpus_seed: int | None = _field(
+        None,
+        "Conjecturer samples per seed that is a corpus sft proof (see max_seeds), not one the "
+        "model found; None: conjectures_per_seed. A budget may favour the model's own proofs, "
+        "whose conjectures the model proves far more often.",
+    )
     max_conjectures: int = _field(
         2000, "Most new conjectures proved per round (after dedup and the conjecture gate)."
     )
@@ -369,6 +375,11 @@ class SelectionConfig:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"selection.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.conjectures_per_corpus_seed is not None and self.conjectures_per_corpus_seed < 1:
+            raise ConfigError(
+                "selection.conjectures_per_corpus_seed: must be >= 1 or null, got "
+                f"{self.conjectures_per_corpus_seed}"
+            )
         if self.max_seeds is not None and self.max_seeds < 1:
             raise ConfigError(f"selection.max_seeds: must be >= 1, got {self.max_seeds}")
         if self.gate_passed_weight < 0:

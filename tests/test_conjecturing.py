@@ -37,13 +37,18 @@ SEED = Seed("t0", "", "Theorem t0 : 0 + 0 = 0.", "reflexivity.", None, None)
 
 
 class RecordingSampler:
+    """Writes ``x<j> : <j> + 0 = <j>.`` for sample j of each prompt, and records the
+    temperature and the prompts of each call."""
+
     def __init__(self) -> None:
         self.temperatures: list[float] = []
+        self.calls: list[tuple[int, int]] = []  # (prompts, samples per prompt)
 
     def generate(
         self, prompts: Sequence[str], n: int, *, temperature: float, **_: object
     ) -> list[list[Completion]]:
         self.temperatures.append(temperature)
+        self.calls.append((len(prompts), n))
         return [[Completion(f"x{j} : {j} + 0 = {j}.\n```", 9) for j in range(n)] for _ in prompts]
 
     def close(self) -> None:
@@ -70,6 +75,34 @@ def test_conjectures_are_sampled_at_the_conjecturer_temperature_when_one_is_set(
         ]
         sampler.generate(["prove"], 1, seed=2)  # the prover keeps sampling.temperature
         assert recording.temperatures == [expected, 1.0]
+
+
+def test_corpus_seeds_get_their_own_number_of_samples_when_one_is_set():
+    # distinct headers: the stand-in writes the same statements for every seed
+    model_seed = Seed("t1", "(* 1 *)", "Theorem t1 : 1 + 0 = 1.", "reflexivity.", None, None)
+    corpus_seed = Seed("s0", "(* 2 *)", "Theorem s0 : 0 = 0.", "reflexivity.", None, None, True)
+    seeds = [corpus_seed, model_seed, SEED]
+    for per_corpus_seed, calls, per_seed in (
+        (None, [(2, 3), (1, 3)], [3, 3, 3]),
+        (1, [(2, 3), (1, 1)], [1, 3, 3]),
+    ):
+        recording = RecordingSampler()
+        new, counts = sample_conjectures(
+            seeds,
+            ModelSampler(lambda r=recording: r, SamplingConfig()),
+            ROCQ,
+            KnownStatements(set(), set()),
+            0,
+            SelectionConfig(conjectures_per_seed=3, conjectures_per_corpus_seed=per_corpus_seed),
+            seed=1,
+        )
+        assert recording.calls == calls
+        assert counts.generated == sum(per_seed)
+        # each seed's samples stay its own (the names number them per seed, in seed order)
+        assert [sum(c.seed == s.id for c in new) for s in seeds] == per_seed
+        assert [c.id for c in new if c.seed == "s0"] == [
+            f"conj_r000_00000_0{j}" for j in range(per_seed[0])
+        ]
 
 
 def corpus_of(n: int) -> Corpus:
@@ -101,6 +134,13 @@ def test_model_proved_seeds_come_first_and_corpus_proofs_fill_up_to_max_seeds():
     chosen, source = ids(SelectionConfig(max_seeds=5), corpus_of(10))
     assert chosen[:2] == ["t0", "t1"] and len(chosen) == 5 == len(set(chosen))
     assert all(i.startswith("s") for i in chosen[2:])
+    flags = [
+        s.from_corpus
+        for s in choose_seeds(
+            dataset, history, corpus_of(10), SelectionConfig(max_seeds=5), ROCQ, random.Random(0)
+        )[0]
+    ]
+    assert flags == [False, False, True, True, True]
     assert source == "2 model proofs, 3 corpus sft proofs"
     # more qualifying statements than max_seeds: a subset of them, no corpus proof
     chosen, _ = ids(SelectionConfig(max_seeds=1), corpus_of(10))

@@ -57,6 +57,7 @@ def overrides(root: Path, name: str) -> list[str]:
         "selection.proofs_per_statement_round0=4",
         "selection.max_seeds=4",
         "selection.conjectures_per_seed=2",
+        "selection.conjectures_per_corpus_seed=2",
         "training.batch_size=8",
         "training.max_seq_len=256",
     ]

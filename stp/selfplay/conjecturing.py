@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from stp.config import SelectionConfig
 from stp.languages.base import FormalLanguage
+from stp.models.sampler import Completion
 from stp.prove import ModelSampler, Progress
 from stp.selfplay.history import RunHistory, key_digest
 from stp.selfplay.records import Conjecture, Seed, Target
@@ -56,6 +57,7 @@ class _Candidate:
     formal_statement: str
     proof: str
     lemmas: tuple[tuple[str, str], ...]  # (name, statement) of lemmas the proof uses
+    from_corpus: bool = False
 
 
 def choose_seeds(
@@ -100,6 +102,7 @@ def choose_seeds(
             theorem.statement.formal_statement,
             theorem.proof,
             tuple((lemma.name, lemma.statement) for lemma in theorem.lemmas),
+            from_corpus=True,
         )
         for theorem in (pool[i] for i in sorted(rng.sample(range(len(pool)), room)))
     ]
@@ -115,6 +118,7 @@ def choose_seeds(
                 candidate.proof,
                 name,
                 text,
+                candidate.from_corpus,
             )
         )
     return seeds, source
@@ -157,6 +161,38 @@ class ConjectureCounts:
     tokens: int = 0
 
 
+def _samples_per_seed(
+    seeds: list[Seed],
+    sampler: ModelSampler,
+    lang: FormalLanguage,
+    settings: SelectionConfig,
+    seed: int,
+    progress: Progress | None,
+) -> list[list[Completion]]:
+    """``selection.conjectures_per_seed`` samples of each seed's prompt, or
+    ``selection.conjectures_per_corpus_seed`` of a corpus seed's, in seed order."""
+    per_corpus_seed = settings.conjectures_per_corpus_seed
+    if per_corpus_seed is None:
+        per_corpus_seed = settings.conjectures_per_seed
+    samples: list[list[Completion]] = [[] for _ in seeds]
+    for offset, (from_corpus, n) in enumerate(
+        ((False, settings.conjectures_per_seed), (True, per_corpus_seed))
+    ):
+        picked = [i for i, s in enumerate(seeds) if s.from_corpus is from_corpus]
+        if not picked:
+            continue
+        completions = sampler.generate(
+            [seeds[i].conjecturer_prompt(lang) for i in picked],
+            n,
+            seed + offset,
+            progress,
+            temperature=sampler.settings.conjecturer_temperature,
+        )
+        for i, drawn in zip(picked, completions, strict=True):
+            samples[i] = drawn
+    return samples
+
+
 def sample_conjectures(
     seeds: list[Seed],
     sampler: ModelSampler,
@@ -172,14 +208,7 @@ def sample_conjectures(
     one conjecture, its ``samples`` the count; ``known.keys`` grows by the new ones."""
     if not seeds:
         return [], ConjectureCounts()
-    prompts = [s.conjecturer_prompt(lang) for s in seeds]
-    samples = sampler.generate(
-        prompts,
-        settings.conjectures_per_seed,
-        seed,
-        progress,
-        temperature=sampler.settings.conjecturer_temperature,
-    )
+    samples = _samples_per_seed(seeds, sampler, lang, settings, seed, progress)
     conjectures: list[Conjecture] = []
     repeats: dict[bytes, int] = {}  # a new statement's key -> its samples after the first
     generated = valid = duplicates = known_well_typed = tokens = 0

@@ -110,7 +110,8 @@ class Target(Problem):
 
 @dataclass(frozen=True, slots=True)
 class Seed(_Plain):
-    """A proved statement, its proof and a lemma that proof uses (None: the trivial lemma)."""
+    """A proved statement, its proof and a lemma that proof uses (None: the trivial lemma);
+    ``from_corpus``: the proof is a corpus sft proof, not one the model found."""
 
     id: str
     header: str
@@ -118,6 +119,7 @@ class Seed(_Plain):
     proof: str
     lemma: str | None
     lemma_text: str | None
+    from_corpus: bool = False
 
     def conjecturer_prompt(self, lang: FormalLanguage) -> str:
         return lang.conjecturer_prompt(

@@ -320,7 +320,12 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="conjectures",
         files=(CONJECTURES_FILE,),
-        settings=(*SAMPLING, "sampling.conjecturer_temperature", "selection.conjectures_per_seed"),
+        settings=(
+            *SAMPLING,
+            "sampling.conjecturer_temperature",
+            "selection.conjectures_per_seed",
+            "selection.conjectures_per_corpus_seed",
+        ),
         reads=("seeds",),
         run=conjectures,
     ),
