@@ -1,15 +1,35 @@
 """Markers that depend on what the machine has: `rocq` needs `coqtop` and `coqc`, `lean`
 needs `lake`, `isabelle` needs `isabelle`, `gpu` needs CUDA. A marked test is skipped where
 its tool is missing, never failed.
-Shared fixtures: `tiny_model`, a real tiny model built offline from Coq's standard library."""
+Shared fixtures: `tiny_model`, a real tiny model built offline from Coq's standard library;
+`load_script`, which imports one of the project's scripts/ as a module."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture
+def load_script() -> Callable[[str], ModuleType]:
+    """``load_script("compare_selfplay")`` imports ``scripts/compare_selfplay.py``."""
+
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 def _has_cuda() -> bool:

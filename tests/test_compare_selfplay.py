@@ -3,7 +3,6 @@ automation baseline; the table and the plot; a rerun resumes instead of redoing.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,17 +13,9 @@ pytestmark = [pytest.mark.rocq, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "compare_selfplay", REPO / "scripts" / "compare_selfplay.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_short_comparison_writes_mean_and_std_per_round_and_resumes(tmp_path, capsys):
+def test_a_short_comparison_writes_mean_and_std_per_round_and_resumes(
+    tmp_path, capsys, load_script
+):
     corpus = tmp_path / "corpus"
     settings = [
         "run.name=c",
@@ -53,7 +44,7 @@ def test_a_short_comparison_writes_mean_and_std_per_round_and_resumes(tmp_path, 
     args += ["--seeds", "2", "--out", str(tmp_path / "cmp")]
     for item in settings:
         args += ["--set", item]
-    script = load_script()
+    script = load_script("compare_selfplay")
     assert script.main(args) == 0
 
     out = tmp_path / "cmp"

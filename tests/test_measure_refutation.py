@@ -4,7 +4,6 @@ same statement in two runs (whose ids repeat) is one conjecture."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,16 +15,6 @@ pytestmark = pytest.mark.rocq
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = "Require Import Arith.\n"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "measure_refutation", REPO / "scripts" / "measure_refutation.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_round(run: Path, rows: list[tuple[str, str, int]]) -> None:
@@ -46,13 +35,13 @@ def write_round(run: Path, rows: list[tuple[str, str, int]]) -> None:
     (folder / STATS_FILE).write_text("".join(json.dumps(row) + "\n" for row in stats))
 
 
-def test_it_counts_refuted_conjectures_by_whether_they_were_proved(tmp_path) -> None:
+def test_it_counts_refuted_conjectures_by_whether_they_were_proved(tmp_path, load_script) -> None:
     false = ": forall n m : nat, n <= m -> n = m."
     true_hard = ": forall n : nat, n * (n + 1) = n * n + n."
     write_round(tmp_path / "a", [("c0", false, 0), ("c1", true_hard, 0)])
     # run b reuses the id c0 for a true statement it proved, and repeats run a's c1
     write_round(tmp_path / "b", [("c0", ": forall n : nat, n + 0 = n.", 3), ("c1", true_hard, 1)])
-    figures = load_script().main(
+    figures = load_script("measure_refutation").main(
         [
             "--config",
             str(REPO / "configs" / "tiny-rocq.yaml"),

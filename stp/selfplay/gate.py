@@ -74,7 +74,7 @@ def screen(
         (TRIVIAL, _closed_by(settings.tactics(assistant, "trivial"), assistant)),
         (RESTATEMENT, _given_implies(settings.tactics(assistant, "restatement"), assistant)),
         (VACUOUS, _closed_by(settings.tactics(assistant, "vacuous"), assistant)),
-        (REFUTED, _negation_closed_by(settings.tactics(assistant, "refutation"), assistant)),
+        (REFUTED, _closed_by(settings.tactics(assistant, "refutation"), assistant, negated=True)),
     ):
         left = [c for c in conjectures if c.id not in decided]
         jobs = [check for c in left for check in make(c)]
@@ -91,32 +91,25 @@ def checks_statements(settings: GateConfig, assistant: str) -> bool:
     return settings.enabled and checks.supported(assistant)
 
 
-def _closed_by(tactics: Sequence[str], assistant: str) -> Callable[[Conjecture], list[_Check]]:
-    def make(c: Conjecture) -> list[_Check]:
-        return [
-            _Check(
-                c.id,
-                tactic,
-                checks.tactic_job(f"{c.id}/{i}", c.header, c.formal_statement, tactic, assistant),
-            )
-            for i, tactic in enumerate(tactics)
-        ]
-
-    return make
-
-
-def _negation_closed_by(
-    tactics: Sequence[str], assistant: str
+def _closed_by(
+    tactics: Sequence[str], assistant: str, negated: bool = False
 ) -> Callable[[Conjecture], list[_Check]]:
+    """Jobs proving the conjecture, or its negation, with each tactic."""
+    label, job = ("not: ", "not/") if negated else ("", "")
+
     def make(c: Conjecture) -> list[_Check]:
-        negation = checks.negated_statement(c.formal_statement, assistant)
-        if negation is None:
+        statement = (
+            checks.negated_statement(c.formal_statement, assistant)
+            if negated
+            else c.formal_statement
+        )
+        if statement is None:
             return []
         return [
             _Check(
                 c.id,
-                f"not: {tactic}",
-                checks.tactic_job(f"{c.id}/not/{i}", c.header, negation, tactic, assistant),
+                label + tactic,
+                checks.tactic_job(f"{c.id}/{job}{i}", c.header, statement, tactic, assistant),
             )
             for i, tactic in enumerate(tactics)
         ]

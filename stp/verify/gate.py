@@ -112,9 +112,7 @@ def given_statement(given_type: str, formal_statement: str, assistant: str) -> s
     conclusion = statement_type(formal_statement, assistant)
     if conclusion is None:
         return None
-    if assistant == "rocq":
-        return f"Theorem stp_gate_given ({GIVEN} : {given_type}) : {conclusion}."
-    return f"theorem stp_gate_given ({GIVEN} : {given_type}) : {conclusion} := by"
+    return _theorem(f"stp_gate_given ({GIVEN} : {given_type})", conclusion, assistant)
 
 
 def negated_statement(formal_statement: str, assistant: str) -> str | None:
@@ -123,9 +121,14 @@ def negated_statement(formal_statement: str, assistant: str) -> str | None:
     claim = statement_type(formal_statement, assistant)
     if claim is None:
         return None
+    negation = f"~ ({claim})" if assistant == "rocq" else f"¬ ({claim})"
+    return _theorem("stp_gate_refute", negation, assistant)
+
+
+def _theorem(name_and_binders: str, claim: str, assistant: str) -> str:
     if assistant == "rocq":
-        return f"Theorem stp_gate_refute : ~ ({claim})."
-    return f"theorem stp_gate_refute : ¬ ({claim}) := by"
+        return f"Theorem {name_and_binders} : {claim}."
+    return f"theorem {name_and_binders} : {claim} := by"
 
 
 _LEAN_HEAD = ("theorem ", "lemma ")
