@@ -336,6 +336,12 @@ class SelectionConfig:
         "train the conjecturer). A model that rarely writes a well-typed statement learns the "
         "form from these.",
     )
+    gate_passed_max_pass_rate: float | None = _field(
+        None,
+        "With gate_passed_weight > 0: a conjecture past the gate whose pass rate is above this "
+        "is no conjecturer example (None: every one is). The prover finds those easy, and a "
+        "conjecturer trained on them writes them again.",
+    )
     reweight_conjectures: bool = _field(
         True, "Re-weight selected conjectures toward the still-unproved statements (STP)."
     )
@@ -382,6 +388,13 @@ class SelectionConfig:
             )
         if self.max_seeds is not None and self.max_seeds < 1:
             raise ConfigError(f"selection.max_seeds: must be >= 1, got {self.max_seeds}")
+        if self.gate_passed_max_pass_rate is not None and not (
+            0.0 <= self.gate_passed_max_pass_rate <= 1.0
+        ):
+            raise ConfigError(
+                "selection.gate_passed_max_pass_rate: must be in [0, 1] or null, got "
+                f"{self.gate_passed_max_pass_rate}"
+            )
         if self.gate_passed_weight < 0:
             raise ConfigError(
                 f"selection.gate_passed_weight: must be >= 0, got {self.gate_passed_weight}"

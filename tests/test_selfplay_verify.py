@@ -235,6 +235,19 @@ def test_conjectures_past_the_gate_train_the_conjecturer_at_their_own_weight(tmp
     assert [r["completion"] for r in trained] == [conjecturer["c2"]["completion"]]
 
 
+@pytest.mark.parametrize(("ceiling", "examples"), [(None, {"c1", "c2"}), (0.5, {"c1"})])
+def test_a_conjecture_the_prover_finds_easy_trains_the_conjecturer_only_without_a_ceiling(
+    tmp_path, small_model, ceiling, examples
+):
+    ctx = make_round(tmp_path, small_model)
+    ctx.config.selection.gate_passed_weight = 0.25
+    ctx.config.selection.gate_passed_max_pass_rate = ceiling
+    info = play_round(ctx, {"t0": 1, "t1": 8, "c1": 2, "c2": 8})  # c2: pass rate 1
+    conjecturer = {r["target"] for r in read_jsonl(ctx.directory / "conjecturer.jsonl")}
+    assert conjecturer == examples
+    assert info["gate_passed_examples"] == len(examples) - 1
+
+
 def test_final_retrain_needs_a_correct_proof(tmp_path, small_model):
     ctx = make_round(tmp_path, small_model)
     finish(ctx, play_round(ctx, {"t0": 0, "t1": 0, "c1": 0, "c2": 0}))

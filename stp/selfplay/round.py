@@ -220,8 +220,13 @@ def select(r: Round) -> dict[str, Any]:
     )
     n_selected = len(conjecturer)
     targeted = [new[t] for t in by_id if t in new]  # the conjectures past the gate
+    rates = {s.target: s.pass_rate for s in scores.stats}
+    ceiling = settings.gate_passed_max_pass_rate
     conjecturer += training_data.gate_passed_examples(
-        targeted, {c.target for c in scores.candidates}, settings.gate_passed_weight, lang
+        [c for c in targeted if ceiling is None or rates.get(c.id, 0.0) <= ceiling],
+        {c.target for c in scores.candidates},
+        settings.gate_passed_weight,
+        lang,
     )
     write_records(r.path(CONJECTURER_FILE), conjecturer)
 

@@ -8,8 +8,9 @@
    re-weighted toward the still-unproved statements (nearest neighbour on mean-pooled
    embeddings, capped);
 3. ``gate_passed_examples``: with ``selection.gate_passed_weight`` > 0, every other conjecture
-   that passed the gate and got proof attempts as a conjecturer example of that weight (not
-   STP's rule: it teaches a small model the form of a well-typed, non-trivial statement);
+   that passed the gate and got proof attempts (with a pass rate of at most
+   ``selection.gate_passed_max_pass_rate`` when set) as a conjecturer example of that weight
+   (not STP's rule: it teaches a small model the form of a well-typed, non-trivial statement);
 4. ``training_set``: conjecturer examples plus the prover examples of the last
    ``selection.replay_rounds`` rounds.
 """
