@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
 
 from stp.config import add_config_arguments, config_from_args
 from stp.selfplay import gate
-from stp.selfplay.records import CONJECTURES_FILE, STATS_FILE, Conjecture, read_records
+from stp.selfplay.records import (
+    CONJECTURES_FILE,
+    STATS_FILE,
+    Conjecture,
+    StatementStats,
+    read_records,
+)
 from stp.verify import make_verifier
 
 
@@ -41,13 +46,12 @@ def targeted_conjectures(runs: list[Path]) -> tuple[list[Conjecture], dict[str, 
             c.id: dataclasses.replace(c, id=f"{round_dir.parent}/{c.id}")
             for c in read_records(round_dir / CONJECTURES_FILE, Conjecture)
         }
-        for line in (round_dir / STATS_FILE).read_text().splitlines():
-            row = json.loads(line)
-            if row["kind"] != "conjecture":
+        for stats in read_records(round_dir / STATS_FILE, StatementStats):
+            if stats.kind != "conjecture":
                 continue
-            c = by_id[row["target"]]
+            c = by_id[stats.target]
             first = chosen.setdefault((c.header, c.key), c)
-            proved[first.id] = proved.get(first.id, False) or row["correct"] > 0
+            proved[first.id] = proved.get(first.id, False) or stats.correct > 0
     return list(chosen.values()), proved
 
 
