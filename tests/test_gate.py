@@ -52,6 +52,7 @@ def conjecture(cid: str, statement: str, lemma_text: str | None = None) -> Conje
 ROCQ_CASES = {
     "ill_typed": conjecture("c_ill", ": A B1 A."),
     "ill_typed_sum": conjecture("c_ill_sum", "(n : nat) : n + true = n."),
+    "not_a_proposition": conjecture("c_type", ": forall A B : Type, bool."),
     "trivial": conjecture("c_trivial", ": forall b : nat, b = b."),
     "restates_seed": conjecture("c_seed", "(a b : nat) : a + b = b + a."),
     "restates_lemma": conjecture("c_lemma", "(x : nat) : x * 2 = 2 * x.", MUL_COMM),
@@ -73,6 +74,7 @@ def test_each_rejection_reason_on_real_coqtop() -> None:
     assert got == {
         "c_ill": ("ill_typed", "idtac."),
         "c_ill_sum": ("ill_typed", "idtac."),
+        "c_type": ("ill_typed", "idtac."),
         "c_trivial": ("trivial", "reflexivity."),
         "c_seed": ("restatement", "seed: exact stp_given."),
         "c_lemma": ("restatement", "lemma Nat.mul_comm: intros; apply stp_given."),
@@ -85,7 +87,7 @@ def test_each_rejection_reason_on_real_coqtop() -> None:
     assert "does not elaborate" in ill.detail
     assert gate.counts(outcomes) == {
         "passed": 1,
-        "ill_typed": 2,
+        "ill_typed": 3,
         "unchecked": 0,
         "trivial": 1,
         "restatement": 2,
@@ -109,6 +111,7 @@ def test_the_counterexample_search_refutes_only_false_statements() -> None:
         ": forall A B : Prop, A /\\ B -> B.",
         ": forall b : bool, negb (negb b) = b.",
         "(n : nat) : 0 < n -> exists m, n = S m.",
+        "{A : Type} (l : list A) : length (l ++ l) = length l + length l.",
     ]
     cases = [conjecture(f"f{i}", s) for i, s in enumerate(false)]
     cases += [conjecture(f"t{i}", s) for i, s in enumerate(true)]
@@ -251,7 +254,7 @@ def test_gated_out_conjectures_get_no_proof_attempts(tmp_path) -> None:
     )
     write_records(r.path(CONJECTURES_FILE), ROCQ_CASES.values())
     info = rounds.gate_stage(r)
-    assert info["checked"] and info["passed"] == 1 and info["ill_typed"] == 2
+    assert info["checked"] and info["passed"] == 1 and info["ill_typed"] == 3
     assert len(read_records(r.path(GATE_FILE), GateOutcome)) == len(ROCQ_CASES)
     rounds.targets(r)
     targeted = [t.id for t in read_records(r.path(TARGETS_FILE), Target)]

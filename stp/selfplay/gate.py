@@ -3,7 +3,8 @@
 Each new conjecture is checked in its header, cheapest check first, and the first check that
 rejects it names the reason; later checks run only on what is left:
 
-1. ``ill_typed``: the statement does not elaborate (one probe job, no proof search);
+1. ``ill_typed``: the statement does not elaborate as a proposition (one probe job, no proof
+   search: ``forall A : Type, bool`` is well-formed, but any term of it would "prove" it);
    ``unchecked``: the probe gave no answer either way (a timeout, a crash);
 2. ``trivial``: a tactic of ``gate.<assistant>_trivial_tactics`` proves it;
 3. ``restatement``: with the seed theorem, or the lemma the conjecturer was given, as a

@@ -29,7 +29,7 @@ from stp.prove import Problem
 DATASET = "dataset"
 CONJECTURE = "conjecture"
 GATE_PASSED = "passed"  # a GateOutcome's outcome when the conjecture gets proof attempts
-ILL_TYPED = "ill_typed"  # the gate's outcome when the statement does not elaborate
+ILL_TYPED = "ill_typed"  # the gate's outcome when the statement is not a well-typed proposition
 UNCHECKED = "unchecked"  # ... when its elaboration timed out
 
 # The files of a round folder (runs/<name>/round_NNN/) and the records they hold; which stage

@@ -4,10 +4,11 @@ A conjecture is model-written: its statement is hostile input like any proof. Ev
 here is a ``VerifyJob`` the assistant's own verifier runs (the warm workers, the screen, the
 kernel re-check), so the gate adds no second way of reading a proof assistant:
 
-- *elaborates*: the statement with a probe proof that searches nothing. Rocq: ``idtac.``
-  (``failed``: the statement elaborated and the goal stayed open; ``ill_typed``: it did not).
-  Lean: ``sorry`` (``incomplete``: it elaborated; ``failed``: the only error can be the
-  statement's, since ``sorry`` closes any goal).
+- *elaborates*: the statement, as a proposition, with a probe proof that searches nothing.
+  Rocq: its type cast to ``Prop``, and ``idtac.`` (``failed``: the statement elaborated and
+  the goal stayed open; ``ill_typed``: it did not, or it is a type such as ``nat -> bool``
+  that any term of it "proves"). Lean: ``sorry`` (``incomplete``: it elaborated; ``failed``:
+  the only error can be the statement's, since ``sorry`` closes any goal).
 - *closed by a tactic*: the statement with one tactic of a configured list as its proof.
 - *given implies it*: a statement built here, ``(stp_given : <given>) -> <conjecture>``,
   where ``<given>`` is the seed theorem's or the given lemma's statement as one type; a
@@ -51,8 +52,20 @@ def supported(assistant: str) -> bool:
 
 
 def elaboration_job(job_id: str, header: str, formal_statement: str, assistant: str) -> VerifyJob:
-    """The statement with the probe as its proof."""
-    return tactic_job(job_id, header, formal_statement, _ASSISTANTS[assistant].probe, assistant)
+    """The statement, as a proposition, with the probe as its proof."""
+    statement = proposition_statement(formal_statement, assistant) or formal_statement
+    return tactic_job(job_id, header, statement, _ASSISTANTS[assistant].probe, assistant)
+
+
+def proposition_statement(formal_statement: str, assistant: str) -> str | None:
+    """The statement that elaborates only when ``formal_statement`` states a proposition; None
+    when it cannot be read. Rocq's ``Theorem`` takes any type (``forall A : Type, bool`` is
+    proved by ``intros; exact true``), so its type is cast to ``Prop``; Lean's ``theorem``
+    rejects a type that is not a proposition itself."""
+    if assistant != "rocq":
+        return formal_statement
+    claim = statement_type(formal_statement, assistant)
+    return None if claim is None else _theorem("stp_gate_prop", f"(({claim}) : Prop)", assistant)
 
 
 def tactic_job(
