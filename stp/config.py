@@ -342,6 +342,12 @@ class SelectionConfig:
         "is no conjecturer example (None: every one is). The prover finds those easy, and a "
         "conjecturer trained on them writes them again.",
     )
+    gate_passed_until_well_typed: float | None = _field(
+        None,
+        "With gate_passed_weight > 0: a round in which at least this share of the conjecturer's "
+        "samples is well-typed makes no such examples (None: every round makes them). Once the "
+        "form is learned they only pull the conjecturer toward what it already writes.",
+    )
     reweight_conjectures: bool = _field(
         True, "Re-weight selected conjectures toward the still-unproved statements (STP)."
     )
@@ -388,13 +394,10 @@ class SelectionConfig:
             )
         if self.max_seeds is not None and self.max_seeds < 1:
             raise ConfigError(f"selection.max_seeds: must be >= 1, got {self.max_seeds}")
-        if self.gate_passed_max_pass_rate is not None and not (
-            0.0 <= self.gate_passed_max_pass_rate <= 1.0
-        ):
-            raise ConfigError(
-                "selection.gate_passed_max_pass_rate: must be in [0, 1] or null, got "
-                f"{self.gate_passed_max_pass_rate}"
-            )
+        for name in ("gate_passed_max_pass_rate", "gate_passed_until_well_typed"):
+            share = getattr(self, name)
+            if share is not None and not 0.0 <= share <= 1.0:
+                raise ConfigError(f"selection.{name}: must be in [0, 1] or null, got {share}")
         if self.gate_passed_weight < 0:
             raise ConfigError(
                 f"selection.gate_passed_weight: must be >= 0, got {self.gate_passed_weight}"

@@ -248,6 +248,29 @@ def test_a_conjecture_the_prover_finds_easy_trains_the_conjecturer_only_without_
     assert info["gate_passed_examples"] == len(examples) - 1
 
 
+@pytest.mark.parametrize(
+    ("until", "well_typed_samples", "examples"),
+    [(None, 9, {"c1", "c2"}), (0.5, 4, {"c1", "c2"}), (0.5, 5, {"c1"})],
+)
+def test_conjectures_past_the_gate_stop_training_the_conjecturer_once_the_form_is_learned(
+    tmp_path, small_model, until, well_typed_samples, examples
+):
+    """With ``gate_passed_until_well_typed``, a round in which that share of the conjecturer's
+    samples (here of 10) is well-typed makes no past-gate examples; the selected one stays."""
+    ctx = make_round(tmp_path, small_model)
+    ctx.config.selection.gate_passed_weight = 0.25
+    ctx.config.selection.gate_passed_until_well_typed = until
+    ctx.directory.mkdir(parents=True, exist_ok=True)
+    write_marker(ctx.directory, "conjectures", [], 0.0, {"generated": 10, "new": 3})
+    write_marker(
+        ctx.directory, "gate", [], 0.0, {"checked": True, "well_typed_samples": well_typed_samples}
+    )
+    info = play_round(ctx, {"t0": 1, "t1": 8, "c1": 2, "c2": 0})
+    conjecturer = {r["target"] for r in read_jsonl(ctx.directory / "conjecturer.jsonl")}
+    assert conjecturer == examples
+    assert info["gate_passed_examples"] == len(examples) - 1
+
+
 def test_final_retrain_needs_a_correct_proof(tmp_path, small_model):
     ctx = make_round(tmp_path, small_model)
     finish(ctx, play_round(ctx, {"t0": 0, "t1": 0, "c1": 0, "c2": 0}))

@@ -225,7 +225,7 @@ def select(r: Round) -> dict[str, Any]:
     conjecturer += training_data.gate_passed_examples(
         [c for c in targeted if ceiling is None or rates.get(c.id, 0.0) <= ceiling],
         {c.target for c in scores.candidates},
-        settings.gate_passed_weight,
+        settings.gate_passed_weight if _form_still_unlearned(r) else 0.0,
         lang,
     )
     write_records(r.path(CONJECTURER_FILE), conjecturer)
@@ -379,7 +379,7 @@ STAGES: tuple[Stage, ...] = (
         name="select",
         files=(STATS_FILE, PROVER_FILE, CONJECTURER_FILE, TRAIN_FILE),
         settings=("selection",),
-        reads=("conjectures", "targets", "verify"),
+        reads=("conjectures", "gate", "targets", "verify"),
         run=select,
     ),
     Stage(
@@ -481,6 +481,19 @@ def advance(config: STPConfig, log: Log = print) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _form_still_unlearned(r: Round) -> bool:
+    """Whether the round's well-typed share of conjecturer samples is below
+    ``selection.gate_passed_until_well_typed`` (always, when that is None or nothing was
+    counted)."""
+    threshold = r.config.selection.gate_passed_until_well_typed
+    if threshold is None:
+        return True
+    records = [read_stage(r.directory, name) for name in ("conjectures", "gate")]
+    conj, gated = ({} if record is None else record.info for record in records)
+    share = report.well_typed_share(report.conjecture_funnel(conj, gated, {}, {}))
+    return share is None or share < threshold
 
 
 def _bar(total: int, desc: str, unit: str) -> tqdm:
