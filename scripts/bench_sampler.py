@@ -21,7 +21,6 @@ machine's matrix-product speed a sampler turns into generated tokens.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 
@@ -30,6 +29,7 @@ from transformers import PretrainedConfig
 
 from stp.config import SamplingConfig
 from stp.data import load_benchmark
+from stp.envinfo import load_average
 from stp.languages.rocq import ROCQ
 from stp.models.fast_sampler import FastSampler
 from stp.models.hf_sampler import HFSampler
@@ -115,7 +115,7 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(f"load average before: {load_average()}", flush=True)
     prompts = [
         ROCQ.prover_prompt(s.header, s.formal_statement)
         for s in load_benchmark("minif2f", "rocq", "valid")[: args.prompts]
@@ -169,7 +169,7 @@ def main() -> None:
             f"{name + ':':21s}{rate:8.0f} tokens/s  {rate / bare:5.2f}x bare  "
             f"{100 * rate / limit:5.1f}% of limit   (runs: {', '.join(f'{r:.0f}' for r in measured)})"
         )
-    print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average after:  {load_average()}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from typing import Any
 
 from stp.config import VerificationConfig
 from stp.data import load_benchmark
+from stp.envinfo import load_average
 from stp.verify import Verdict, VerifyJob, make_verifier, rocq
 from stp.verify.rocq_proof import screen_proof
 
@@ -182,10 +183,6 @@ def cold_check(job: VerifyJob, kernel: rocq.KernelCheck, timeout_s: float) -> Ve
         return screened[0]
     verdict = kernel.check_alone(job, timeout_s).verdict
     return Verdict.PROVED if verdict is None else verdict
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> int:

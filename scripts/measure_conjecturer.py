@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import random
 import time
 from pathlib import Path
 
 from stp.assistants import assistant
 from stp.config import add_config_arguments, config_from_args
+from stp.envinfo import load_average
 from stp.prove import ModelSampler
 from stp.runs import RunLayout, model_for_round
 from stp.selfplay import gate
@@ -43,10 +43,6 @@ from stp.selfplay.history import RunHistory
 from stp.selfplay.records import GATE_PASSED, ILL_TYPED
 from stp.selfplay.training import apply_torch_threads
 from stp.verify import make_verifier
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:

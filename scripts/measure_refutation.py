@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import time
 from pathlib import Path
 
 from stp.config import add_config_arguments, config_from_args
+from stp.envinfo import load_average
 from stp.selfplay import gate
 from stp.selfplay.records import (
     CONJECTURES_FILE,
@@ -53,10 +53,6 @@ def targeted_conjectures(runs: list[Path]) -> tuple[list[Conjecture], dict[str, 
             first = chosen.setdefault((c.header, c.key), c)
             proved[first.id] = proved.get(first.id, False) or stats.correct > 0
     return list(chosen.values()), proved
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> dict[str, tuple[int, int]]:

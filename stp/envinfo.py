@@ -46,11 +46,18 @@ def _accelerators() -> str:
     return f"{len(names)} CUDA GPUs: {', '.join(names)}"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages: printed beside every measurement, since a
+    shared machine's figures mean little without them."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def collect_environment() -> dict[str, str]:
     info = {
         "python": f"{platform.python_version()} ({platform.python_implementation()})",
         "platform": platform.platform(),
         "cpus": str(os.cpu_count()),
+        "load average": load_average(),
     }
     info |= {name: _package_version(name) for name in PACKAGES}
     info |= {tool: _tool_version(tool, flag) for tool, flag in TOOLS}

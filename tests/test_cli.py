@@ -23,6 +23,7 @@ def test_env_reports_versions_and_tools(capsys):
     info = collect_environment()
     assert info["python"].startswith(f"{sys.version_info.major}.{sys.version_info.minor}")
     assert info["torch"] != "not installed"
+    assert [float(x) >= 0 for x in info["load average"].split()] == [True] * 3
     for key in (
         "python",
         "torch",
