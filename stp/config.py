@@ -349,7 +349,10 @@ class SelectionConfig:
         "form is learned they only pull the conjecturer toward what it already writes.",
     )
     reweight_conjectures: bool = _field(
-        True, "Re-weight selected conjectures toward the still-unproved statements (STP)."
+        True,
+        "Re-weight selected conjectures toward the still-unproved statements (STP): each "
+        "unproved statement votes for its nearest conjecture, and one no statement votes for "
+        "gets weight 0 and is not trained on.",
     )
     conjecture_weight_cap: float = _field(4.0, "Largest weight one conjecture may get.")
     prover_pass_rate_max: float = _field(
