@@ -277,7 +277,10 @@ def test_the_job_and_its_workers_stop_with_the_round(tmp_path: Path, how: signal
         [
             sys.executable,
             "-c",
-            "import sys; from stp.selfplay.training import run_job; run_job(sys.argv[1:])",
+            # Python's own SIGINT handler, as in a terminal: a test run started in the
+            # background (`make test &`, nohup) passes SIGINT on ignored
+            "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from stp.selfplay.training import run_job; run_job(sys.argv[1:])",
             "python3",
             "-c",
             launcher,
