@@ -11,6 +11,8 @@
    that passed the gate and got proof attempts (with a pass rate of at most
    ``selection.gate_passed_max_pass_rate`` when set) as a conjecturer example of that weight
    (not STP's rule: it teaches a small model the form of a well-typed, non-trivial statement);
+   the select stage makes none in a round whose samples are at least
+   ``selection.gate_passed_until_well_typed`` well-typed;
 4. ``training_set``: conjecturer examples plus the prover examples of the last
    ``selection.replay_rounds`` rounds.
 """
